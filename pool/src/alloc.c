@@ -1,0 +1,89 @@
+/*
+ * alloc.c - the pool-level allocator API (segpool_malloc and friends) and the
+ * misuse report.  The fast paths are inline in alloc.h; everything here
+ * returns NULL where the pool cannot serve, so a caller can fall back.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "alloc.h"
+
+/* "segshim: <what> at 0x...": formatted on the stack, never allocates. */
+void alloc_report(const char *what, const void *p) {
+    char line[160];
+    size_t n = 0;
+    const char *prefix = "segshim: ";
+    for (const char *c = prefix; *c && n < 100; c++) line[n++] = *c;
+    for (const char *c = what; *c && n < 120; c++) line[n++] = *c;
+    const char *at = " at 0x";
+    for (const char *c = at; *c; c++) line[n++] = *c;
+    uintptr_t v = (uintptr_t)p;
+    for (int shift = 60; shift >= 0; shift -= 4) line[n++] = "0123456789abcdef"[(v >> shift) & 15];
+    line[n++] = '\n';
+    ssize_t rc = write(2, line, n);
+    (void)rc;
+    abort();
+}
+
+SEGPOOL_API void *segpool_malloc(size_t size) {
+    if (unlikely(size > pool.small_max)) {
+        if (pool_ready() || pool_init() != 0 || size > pool.small_max) return NULL;
+    }
+    return alloc_small(size);
+}
+
+SEGPOOL_API void *segpool_calloc(size_t count, size_t size) {
+    size_t bytes;
+    if (__builtin_mul_overflow(count, size, &bytes)) return NULL;
+    void *p = segpool_malloc(bytes);
+    if (p) memset(p, 0, bytes);
+    return p;
+}
+
+SEGPOOL_API void *segpool_aligned_alloc(size_t alignment, size_t size) {
+    if (alignment == 0 || (alignment & (alignment - 1)) != 0) return NULL;
+    if (alignment <= SEGPOOL_BLOCK_ALIGN) return segpool_malloc(size);
+    if (!pool_ready() && pool_init() != 0) return NULL;
+    if (size > pool.small_max || alignment > pool.small_max) return NULL;
+    unsigned c = sizeclass_aligned(size, alignment);
+    if (c >= sizeclass_count) return NULL;
+    return alloc_class(tls_heap, c);
+}
+
+SEGPOOL_API void segpool_free(void *ptr) {
+    if (!ptr) return;
+    if (unlikely(!alloc_owns(ptr))) alloc_report("segpool_free(): pointer not from the pool", ptr);
+    alloc_free(ptr);
+}
+
+SEGPOOL_API size_t segpool_usable_size(const void *ptr) {
+    if (!ptr || !alloc_owns(ptr)) return 0;
+    const segment_t *s = segment_of(ptr);
+    return s->kind == SEGMENT_BLOCKS ? s->block_size : 0;
+}
+
+SEGPOOL_API void *segpool_realloc(void *ptr, size_t size) {
+    if (!ptr) return segpool_malloc(size);
+    if (!alloc_owns(ptr) || size > pool.small_max) return NULL;
+    size_t have = segpool_usable_size(ptr);
+    /* Stay in place unless the block would be less than half used. */
+    if (size <= have && size >= have / 2) return ptr;
+    void *q = segpool_malloc(size);
+    if (!q) return NULL;
+    memcpy(q, ptr, size < have ? size : have);
+    alloc_free(ptr);
+    return q;
+}
+
+SEGPOOL_API int segpool_owns(const void *ptr) { return alloc_owns(ptr); }
+
+SEGPOOL_API void segpool_collect(void) {
+    heap_collect(tls_heap);
+    if (pool_ready()) segment_purge_expired();
+}
+
+SEGPOOL_API void segpool_note_fallback(segpool_fallback_t why, size_t size) {
+    if ((unsigned)why > SEGPOOL_FALLBACK_OTHER) why = SEGPOOL_FALLBACK_OTHER;
+    heap_note_fallback(why, size);
+}

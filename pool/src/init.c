@@ -1,0 +1,121 @@
+/*
+ * init.c - start-up and exit: reads the configuration, sets up the arena,
+ * the segment pool, the size classes and the heaps, registers the fork
+ * handlers, and prints the statistics at exit when asked.
+ *
+ * The first call may come from any thread, before any constructor has run (a
+ * library's constructor, the dynamic loader), or from several threads at
+ * once: one thread initializes, the others wait; a call that the
+ * initialization itself makes (pthread_atfork may allocate) is refused, and
+ * the shim serves it from glibc.  Nothing here allocates through the pool.
+ */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <sched.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "alloc.h"
+#include "os.h"
+#include "stats.h"
+
+extern char **environ;
+
+pool_t pool;
+static SEGPOOL_TLS int tls_in_init;
+
+/* Decide the huge-page mode: auto prefers THP, then reserved hugetlb pages. */
+static void pool_choose_hugepages(void) {
+    int64_t mode = pool.config.hugepages;
+    pool.hugepage_note[0] = '\0';
+    if (mode == HUGEPAGES_HUGETLB || (mode == HUGEPAGES_AUTO && !os_thp_available())) {
+        if (os_hugetlb_free_pages() > 0) {
+            pool.huge_kind = 2;
+            pool.hugepage_mode = "hugetlb";
+            return;
+        }
+        if (mode == HUGEPAGES_HUGETLB)
+            strcpy(pool.hugepage_note, "hugetlb: no free reserved 2 MiB pages (vm.nr_hugepages), using THP");
+    }
+    if (mode != HUGEPAGES_OFF && os_thp_available()) {
+        pool.huge_kind = 1;
+        pool.hugepage_mode = "thp";
+        return;
+    }
+    if (mode != HUGEPAGES_OFF && !pool.hugepage_note[0])
+        strcpy(pool.hugepage_note, "transparent huge pages are disabled (transparent_hugepage/enabled = never)");
+    pool.huge_kind = 0;
+    pool.hugepage_mode = "off";
+}
+
+static void pool_verbose(void) {
+    char buf[1024];
+    size_t n = config_format(&pool.config, buf, sizeof buf);
+    const char *head = "segshim: configuration\n";
+    ssize_t rc = write(2, head, strlen(head));
+    rc = write(2, buf, n);
+    (void)rc;
+}
+
+static int pool_setup(void) {
+    config_defaults(&pool.config);
+    config_load(&pool.config, environ, os_is_secure(), 2);
+    if (pool.config.verbose) pool_verbose();
+    if (pool.config.disable) return -1;
+
+    pool.segment_size = (size_t)pool.config.segment_size;
+    pool.segment_shift = (unsigned)__builtin_ctzll(pool.segment_size);
+    pool.region_segments = SEGPOOL_REGION_SIZE >> pool.segment_shift;
+    uint64_t want = pool.config.pool_size ? (uint64_t)pool.config.pool_size : os_physical_memory();
+    if (want < SEGPOOL_REGION_SIZE) want = SEGPOOL_REGION_SIZE;
+    want &= ~(uint64_t)(SEGPOOL_REGION_SIZE - 1);
+    if (arena_init((size_t)want) != 0) return -1;
+    if (segment_pool_init() != 0) return -1;
+    unsigned max_slab = pool.region_segments < SEGPOOL_MAX_SLAB ? (unsigned)pool.region_segments : SEGPOOL_MAX_SLAB;
+    sizeclass_init(pool.segment_size, max_slab);
+    pool.key = (uintptr_t)os_random();
+    pool_choose_hugepages();
+    if (heap_init_once() != 0) return -1;
+    pthread_atfork(heap_fork_prepare, heap_fork_parent, heap_fork_child);
+    if (pool.config.prefault) arena_prefault((size_t)pool.config.prefault);
+    /* Publish: from here on pointers in the arena are ours. */
+    pool.size = pool.region_count << SEGPOOL_REGION_SHIFT;
+    __atomic_store_n(&pool.small_max, pool.segment_size, __ATOMIC_RELEASE);
+    return 0;
+}
+
+int pool_init(void) {
+    int state = atomic_load_explicit(&pool.state, memory_order_acquire);
+    if (state == POOL_READY) return 0;
+    if (state == POOL_DISABLED || tls_in_init) return -1;
+    int expected = POOL_UNINIT;
+    if (atomic_compare_exchange_strong(&pool.state, &expected, POOL_INITIALIZING)) {
+        tls_in_init = 1;
+        int rc = pool_setup();
+        tls_in_init = 0;
+        atomic_store_explicit(&pool.state, rc == 0 ? POOL_READY : POOL_DISABLED, memory_order_release);
+        return rc;
+    }
+    while ((state = atomic_load_explicit(&pool.state, memory_order_acquire)) == POOL_INITIALIZING) sched_yield();
+    return state == POOL_READY ? 0 : -1;
+}
+
+/* SEGSHIM_STATS: 1 prints a table on stderr at exit, a path gets JSON. */
+__attribute__((destructor)) static void pool_exit_report(void) {
+    int state = atomic_load(&pool.state);
+    if ((state != POOL_READY && state != POOL_DISABLED) || !pool.config.stats) return;
+    if (pool.config.stats == 1) {
+        segpool_stats_print(2, 0);
+        return;
+    }
+    int fd = open(pool.config.stats_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        const char *msg = "segshim: SEGSHIM_STATS: cannot open the output file; statistics on stderr\n";
+        ssize_t rc = write(2, msg, strlen(msg));
+        (void)rc;
+        segpool_stats_print(2, 0);
+        return;
+    }
+    segpool_stats_print(fd, 1);
+    close(fd);
+}

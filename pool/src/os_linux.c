@@ -1,0 +1,301 @@
+/*
+ * os_linux.c - the OS layer on Linux (see os.h for the contract).
+ *
+ * Nothing here allocates: /proc and /sys files are read with open/read into
+ * stack buffers.  Every function saves and restores errno, because the
+ * allocator's callers (free in particular) must not see it change.
+ */
+#define _GNU_SOURCE
+#include "os.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/auxv.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/sysinfo.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef MAP_HUGE_2MB
+#define MAP_HUGE_2MB (21 << 26)
+#endif
+
+/* ---- Fault injection ------------------------------------------------------ */
+
+static struct {
+    atomic_int skip[OS_OP_COUNT];
+    atomic_int fail[OS_OP_COUNT];
+} os_faults;
+
+void os_inject_failure(os_op_t op, int skip, int count) {
+    atomic_store(&os_faults.skip[op], skip);
+    atomic_store(&os_faults.fail[op], count);
+}
+
+void os_inject_reset(void) {
+    for (int op = 0; op < OS_OP_COUNT; op++) os_inject_failure((os_op_t)op, 0, 0);
+}
+
+/* True when this call of op must fail.  Costs one load when nothing is set. */
+static int os_injected(os_op_t op) {
+    if (atomic_load_explicit(&os_faults.fail[op], memory_order_relaxed) <= 0) return 0;
+    if (atomic_load(&os_faults.skip[op]) > 0) {
+        atomic_fetch_sub(&os_faults.skip[op], 1);
+        return 0;
+    }
+    return atomic_fetch_sub(&os_faults.fail[op], 1) > 0;
+}
+
+/* ---- Mappings -------------------------------------------------------------- */
+
+void *os_reserve(size_t size, size_t align) {
+    int saved = errno;
+    void *result = NULL;
+    if (os_injected(OS_RESERVE)) goto out;
+    /* Over-reserve by align and trim both ends to get the alignment. */
+    size_t span = size + align;
+    if (span < size) goto out;
+    uint8_t *p = mmap(NULL, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED) goto out;
+    uintptr_t aligned = ((uintptr_t)p + align - 1) & ~(uintptr_t)(align - 1);
+    size_t head = aligned - (uintptr_t)p;
+    size_t tail = span - head - size;
+    if (head) munmap(p, head);
+    if (tail) munmap((uint8_t *)aligned + size, tail);
+    result = (void *)aligned;
+out:
+    errno = saved;
+    return result;
+}
+
+void os_release(void *addr, size_t size) {
+    int saved = errno;
+    munmap(addr, size);
+    errno = saved;
+}
+
+int os_commit(void *addr, size_t size) {
+    int saved = errno;
+    int rc = os_injected(OS_COMMIT) ? -1 : mprotect(addr, size, PROT_READ | PROT_WRITE);
+    errno = saved;
+    return rc == 0 ? 0 : -1;
+}
+
+int os_commit_hugetlb(void *addr, size_t size) {
+    int saved = errno, rc = -1;
+    if (!os_injected(OS_HUGETLB)) {
+        void *p = mmap(addr, size, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_HUGETLB | MAP_HUGE_2MB, -1, 0);
+        if (p == addr) {
+            rc = 0;
+        } else {
+            /* A failed MAP_FIXED may have dropped the reservation: put it back. */
+            mmap(addr, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
+        }
+    }
+    errno = saved;
+    return rc;
+}
+
+int os_advise_huge(void *addr, size_t size, int huge) {
+    int saved = errno;
+    int rc = (huge && os_injected(OS_ADVISE_HUGE)) ? -1
+                                                    : madvise(addr, size, huge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
+    errno = saved;
+    return rc == 0 ? 0 : -1;
+}
+
+int os_purge(void *addr, size_t size) {
+    int saved = errno;
+    int rc = os_injected(OS_PURGE) ? -1 : madvise(addr, size, MADV_DONTNEED);
+    errno = saved;
+    return rc == 0 ? 0 : -1;
+}
+
+void os_touch(void *addr, size_t size) {
+    int saved = errno;
+#ifdef MADV_POPULATE_WRITE
+    if (madvise(addr, size, MADV_POPULATE_WRITE) == 0) {
+        errno = saved;
+        return;
+    }
+#endif
+    size_t page = os_page_size();
+    for (size_t off = 0; off < size; off += page) ((volatile uint8_t *)addr)[off] = 0;
+    errno = saved;
+}
+
+void *os_alloc_meta(size_t size) {
+    int saved = errno;
+    void *p = NULL;
+    if (!os_injected(OS_META)) {
+        p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (p == MAP_FAILED) p = NULL;
+    }
+    errno = saved;
+    return p;
+}
+
+/* ---- Facts ------------------------------------------------------------------ */
+
+size_t os_page_size(void) {
+    static size_t page;
+    if (!page) {
+        long v = sysconf(_SC_PAGESIZE);
+        page = v > 0 ? (size_t)v : 4096;
+    }
+    return page;
+}
+
+uint64_t os_physical_memory(void) {
+    int saved = errno;
+    struct sysinfo si;
+    uint64_t bytes = 0;
+    if (sysinfo(&si) == 0) bytes = (uint64_t)si.totalram * si.mem_unit;
+    errno = saved;
+    return bytes;
+}
+
+/* Read a small file into buf (NUL-terminated); returns its length or -1. */
+static ssize_t os_read_small(const char *path, char *buf, size_t len) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    ssize_t n, total = 0;
+    while ((size_t)total < len - 1 && (n = read(fd, buf + total, len - 1 - total)) != 0) {
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            total = -1;
+            break;
+        }
+        total += n;
+    }
+    close(fd);
+    if (total >= 0) buf[total] = '\0';
+    return total;
+}
+
+int os_thp_available(void) {
+    int saved = errno;
+    char buf[128];
+    int ok = os_read_small("/sys/kernel/mm/transparent_hugepage/enabled", buf, sizeof buf) > 0 &&
+             strstr(buf, "[never]") == NULL;
+    errno = saved;
+    return ok;
+}
+
+/* Value in kB of "key:" in a /proc text, or -1. */
+static long os_field_kb(const char *text, const char *key) {
+    const char *p = strstr(text, key);
+    if (!p) return -1;
+    p += strlen(key);
+    while (*p == ' ' || *p == '\t') p++;
+    long v = 0;
+    while (*p >= '0' && *p <= '9') v = v * 10 + (*p++ - '0');
+    return v;
+}
+
+long os_hugetlb_free_pages(void) {
+    int saved = errno;
+    char buf[4096];
+    long pages = -1;
+    if (os_read_small("/proc/meminfo", buf, sizeof buf) > 0 && os_field_kb(buf, "Hugepagesize:") == 2048)
+        pages = os_field_kb(buf, "HugePages_Free:");
+    errno = saved;
+    return pages;
+}
+
+uint64_t os_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+int os_is_secure(void) {
+    int saved = errno;
+    int secure = getauxval(AT_SECURE) != 0;
+    errno = saved;
+    return secure;
+}
+
+uint64_t os_random(void) {
+    int saved = errno;
+    uint64_t r = 0;
+    if (getrandom(&r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        r = (uint64_t)ts.tv_nsec * 0x9E3779B97F4A7C15ull ^ (uint64_t)(uintptr_t)&r ^ ((uint64_t)getpid() << 32);
+    }
+    errno = saved;
+    return r | 1;
+}
+
+/* ---- /proc/self/smaps ------------------------------------------------------- */
+
+static uintptr_t os_parse_hex(const char **p) {
+    uintptr_t v = 0;
+    for (;; (*p)++) {
+        char c = **p;
+        if (c >= '0' && c <= '9') v = v * 16 + (uintptr_t)(c - '0');
+        else if (c >= 'a' && c <= 'f') v = v * 16 + (uintptr_t)(c - 'a' + 10);
+        else return v;
+    }
+}
+
+static int os_starts(const char *line, const char *key) { return strncmp(line, key, strlen(key)) == 0; }
+
+int os_smaps_range(const void *addr, size_t size, size_t *rss, size_t *huge) {
+    int saved = errno;
+    *rss = *huge = 0;
+    int fd = open("/proc/self/smaps", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        errno = saved;
+        return -1;
+    }
+    uintptr_t lo = (uintptr_t)addr, hi = lo + size;
+    char buf[4096];
+    size_t have = 0;
+    int inside = 0;
+    for (;;) {
+        ssize_t n = read(fd, buf + have, sizeof buf - 1 - have);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        have += (size_t)n;
+        buf[have] = '\0';
+        char *line = buf, *nl;
+        while ((nl = memchr(line, '\n', have - (size_t)(line - buf))) != NULL) {
+            *nl = '\0';
+            if ((line[0] >= '0' && line[0] <= '9') || (line[0] >= 'a' && line[0] <= 'f')) {
+                const char *p = line;
+                uintptr_t start = os_parse_hex(&p);
+                if (*p == '-') {
+                    p++;
+                    uintptr_t end = os_parse_hex(&p);
+                    if (*p == ' ') inside = start < hi && end > lo;
+                }
+            } else if (inside) {
+                long kb;
+                if (os_starts(line, "Rss:")) {
+                    kb = os_field_kb(line, "Rss:");
+                    *rss += (size_t)kb << 10;
+                } else if (os_starts(line, "AnonHugePages:")) {
+                    kb = os_field_kb(line, "AnonHugePages:");
+                    *huge += (size_t)kb << 10;
+                } else if (os_starts(line, "Private_Hugetlb:") || os_starts(line, "Shared_Hugetlb:")) {
+                    kb = os_field_kb(line, line[0] == 'P' ? "Private_Hugetlb:" : "Shared_Hugetlb:");
+                    *huge += (size_t)kb << 10; /* hugetlb pages are not in Rss */
+                    *rss += (size_t)kb << 10;
+                }
+            }
+            line = nl + 1;
+        }
+        have -= (size_t)(line - buf);
+        memmove(buf, line, have);
+        if (have == sizeof buf - 1) have = 0; /* an absurd line: drop it */
+    }
+    close(fd);
+    errno = saved;
+    return 0;
+}

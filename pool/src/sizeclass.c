@@ -1,0 +1,51 @@
+/*
+ * sizeclass.c - builds the class table and the size-to-class map (see
+ * sizeclass.h for the scheme).
+ */
+#include "sizeclass.h"
+
+uint8_t sizeclass_map[SIZECLASS_MAP_LEN];
+sizeclass_t sizeclass_table[SEGPOOL_MAX_CLASSES];
+unsigned sizeclass_count;
+
+/* Fewest segments (up to max_slab) holding blocks of this size with at most
+ * 12.5% of the slab unused. */
+static unsigned sizeclass_slab_for(size_t block, size_t segment, unsigned max_slab) {
+    for (unsigned n = 1; n <= max_slab; n++) {
+        size_t bytes = n * segment;
+        if ((bytes % block) * 8 <= bytes) return n;
+    }
+    return 1;
+}
+
+unsigned sizeclass_init(size_t segment_size, unsigned max_slab) {
+    unsigned count = 0;
+    size_t size = 16;
+    while (size <= segment_size && count < SEGPOOL_MAX_CLASSES) {
+        sizeclass_t *c = &sizeclass_table[count++];
+        c->size = (uint32_t)size;
+        c->slab = sizeclass_slab_for(size, segment_size, max_slab);
+        c->capacity = (uint32_t)(c->slab * segment_size / size);
+        c->div_magic = UINT64_MAX / size + 1;
+        if (size < 128) {
+            size += 16;
+        } else {
+            size_t pow = (size_t)1 << (63 - __builtin_clzll(size)); /* power of two at or below */
+            size += pow / 4;
+        }
+    }
+    sizeclass_count = count;
+    /* Map every 16-byte step to the first class that holds it. */
+    unsigned cls = 0;
+    for (size_t i = 0; i <= segment_size >> 4; i++) {
+        while (sizeclass_table[cls].size < i * 16) cls++;
+        sizeclass_map[i] = (uint8_t)cls;
+    }
+    return count;
+}
+
+unsigned sizeclass_aligned(size_t size, size_t alignment) {
+    for (unsigned c = sizeclass_of(size); c < sizeclass_count; c++)
+        if ((sizeclass_table[c].size & (alignment - 1)) == 0) return c;
+    return sizeclass_count;
+}

@@ -1,0 +1,45 @@
+/*
+ * sizeclass.h - size classes, derived from the segment size at start-up.
+ *
+ * Classes run from 16 bytes in steps of 16 up to 128, then four per power of
+ * two (at most 20% internal waste) up to the segment size, which is the top
+ * class: a request of exactly one segment takes one whole segment.  A class
+ * whose blocks would leave more than 12.5% of a segment unused is given a slab
+ * of several contiguous segments instead (sizeclass_init picks the fewest that
+ * bring the waste under that bound).
+ *
+ * The map from size to class is one table load: sizeclass_map[(size+15)/16].
+ */
+#ifndef SEGPOOL_SIZECLASS_H
+#define SEGPOOL_SIZECLASS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "types.h"
+
+#define SIZECLASS_MAP_LEN ((((size_t)1 << SEGPOOL_MAX_SEGMENT_SHIFT) >> 4) + 1) // 65537
+
+typedef struct sizeclass_s {
+    uint32_t size;      /* block size */
+    uint32_t capacity;  /* blocks per segment or slab */
+    uint32_t slab;      /* segments per slab (1 = a single segment) */
+    uint64_t div_magic; /* see segment_t.div_magic */
+} sizeclass_t;
+
+extern uint8_t sizeclass_map[SIZECLASS_MAP_LEN] SEGPOOL_HIDDEN;
+extern sizeclass_t sizeclass_table[SEGPOOL_MAX_CLASSES] SEGPOOL_HIDDEN;
+extern unsigned sizeclass_count SEGPOOL_HIDDEN;
+
+/* Build the table for this segment size; max_slab bounds slabs (segments per
+ * region, at most SEGPOOL_MAX_SLAB).  Returns the number of classes. */
+unsigned sizeclass_init(size_t segment_size, unsigned max_slab);
+
+/* Class of a request of size bytes, size <= segment size. */
+SEGPOOL_INLINE unsigned sizeclass_of(size_t size) { return sizeclass_map[(size + 15) >> 4]; }
+
+/* The smallest class of at least size bytes whose blocks are all aligned to
+ * alignment (a power of two), or sizeclass_count when there is none. */
+unsigned sizeclass_aligned(size_t size, size_t alignment);
+
+#endif /* SEGPOOL_SIZECLASS_H */

@@ -1,0 +1,98 @@
+/*
+ * fallback.c - the slow side of the shim: first-call initialization, the
+ * glibc fallback with its reason, realloc across the pool boundary, aligned
+ * requests.  errno follows glibc: ENOMEM on every allocation failure, EINVAL
+ * for a bad alignment; a pool free never changes it.
+ */
+#define _GNU_SOURCE
+#include "fallback.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "alloc.h"
+
+/* Why the pool did not serve a request of this size. */
+static segpool_fallback_t fallback_reason(size_t size) {
+    if (!pool_ready()) return SEGPOOL_FALLBACK_OTHER;
+    if (size > pool.small_max) return SEGPOOL_FALLBACK_TOO_LARGE;
+    return SEGPOOL_FALLBACK_EXHAUSTED;
+}
+
+/* malloc when the fast path could not: the first call, or the pool could
+ * not serve (too large, exhausted, after thread exit). */
+void *fallback_malloc(size_t size) {
+    if (!pool_ready() && pool_init() == 0 && size <= pool.small_max) {
+        void *p = alloc_small(size);
+        if (p) return p;
+    }
+    heap_note_fallback(fallback_reason(size), size);
+    return __libc_malloc(size);
+}
+
+void *fallback_calloc(size_t count, size_t size) {
+    size_t bytes;
+    if (__builtin_mul_overflow(count, size, &bytes)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (!pool_ready()) pool_init();
+    if (bytes <= pool.small_max) {
+        void *p = alloc_small(bytes);
+        if (p) return memset(p, 0, bytes);
+    }
+    heap_note_fallback(fallback_reason(bytes), bytes);
+    return __libc_calloc(count, size);
+}
+
+/* realloc of a non-NULL pointer to a nonzero size. */
+void *fallback_realloc(void *ptr, size_t size) {
+    if (!alloc_owns(ptr)) return __libc_realloc(ptr, size); /* a glibc block stays in glibc */
+    if (size <= pool.small_max) {
+        void *q = segpool_realloc(ptr, size);
+        if (q) return q;
+    }
+    /* Grown past one segment, or the pool is exhausted: move to glibc. */
+    heap_note_fallback(fallback_reason(size), size);
+    void *q = __libc_malloc(size);
+    if (!q) return NULL; /* errno is ENOMEM; ptr is untouched */
+    size_t have = segpool_usable_size(ptr);
+    memcpy(q, ptr, have < size ? have : size);
+    int saved = errno;
+    alloc_free(ptr);
+    errno = saved;
+    return q;
+}
+
+/* alignment is a power of two. */
+void *fallback_memalign(size_t alignment, size_t size) {
+    if (!pool_ready()) pool_init();
+    if (pool_ready() && size <= pool.small_max) {
+        void *p = segpool_aligned_alloc(alignment, size);
+        if (p) return p;
+        heap_note_fallback(alignment > pool.small_max ? SEGPOOL_FALLBACK_ALIGNED : SEGPOOL_FALLBACK_EXHAUSTED, size);
+    } else {
+        heap_note_fallback(fallback_reason(size), size);
+    }
+    return __libc_memalign(alignment, size);
+}
+
+void fallback_free(void *ptr) {
+    if (ptr) __libc_free(ptr);
+}
+
+/* glibc exports no __libc_ name for malloc_usable_size: look it up once. */
+size_t fallback_usable_size(void *ptr) {
+    typedef size_t (*usable_fn)(void *);
+    static _Atomic(usable_fn) libc_usable;
+    usable_fn fn = atomic_load_explicit(&libc_usable, memory_order_acquire);
+    if (!fn) {
+        fn = (usable_fn)dlsym(RTLD_NEXT, "malloc_usable_size");
+        if (!fn) return 0;
+        atomic_store_explicit(&libc_usable, fn, memory_order_release);
+    }
+    return fn(ptr);
+}
