@@ -384,19 +384,19 @@ static void stats_text_u64(stats_out_t *o, const char *label, uint64_t v) {
 
 /* "[32K, 64K)" for bin i, ">= 4M" for the last. */
 static void stats_text_bin(stats_out_t *o, int i) {
-    char lo[STATS_NUM_LEN], hi[STATS_NUM_LEN], label[3 * STATS_NUM_LEN];
+    char num[STATS_NUM_LEN], label[STATS_NUM_LEN];
     label[0] = '\0';
     if (i == 0) {
-        strcpy(label, "0");
+        stats_fmt_cat(label, "0");
     } else if (i == SEGPOOL_STATS_SIZE_BINS - 1) {
-        strcpy(label, ">= ");
-        strcat(label, stats_fmt_bytes(lo, (uint64_t)1 << (i - 1)));
+        stats_fmt_cat(label, ">= ");
+        stats_fmt_cat(label, stats_fmt_bytes(num, (uint64_t)1 << (i - 1)));
     } else {
-        strcpy(label, "[");
-        strcat(label, stats_fmt_bytes(lo, (uint64_t)1 << (i - 1)));
-        strcat(label, ", ");
-        strcat(label, stats_fmt_bytes(hi, (uint64_t)1 << i));
-        strcat(label, ")");
+        stats_fmt_cat(label, "[");
+        stats_fmt_cat(label, stats_fmt_bytes(num, (uint64_t)1 << (i - 1)));
+        stats_fmt_cat(label, ", ");
+        stats_fmt_cat(label, stats_fmt_bytes(num, (uint64_t)1 << i));
+        stats_fmt_cat(label, ")");
     }
     stats_out_str(o, "    ");
     stats_out_field(o, label, 14, 0);

@@ -460,7 +460,7 @@ START_TEST(test_advice_in_output) {
     ck_assert_int_eq(count_advice(&s, lines, 8), 4);
     ck_assert_int_eq(write_capture(&s, 0, out, sizeof(out)), 0);
     for (int i = 0; i < 4; i++) {
-        char want[200];
+        char want[sizeof(lines) + 8];
         snprintf(want, sizeof(want), "    - %s\n", lines[i]);
         ck_assert_msg(strstr(out, want) != NULL, "text lacks advice \"%s\"", lines[i]);
     }
