@@ -483,6 +483,8 @@ static void config_report(int errfd, const char *entry, size_t name_len, const c
     config_write_all(errfd, line, b.len);
 }
 
+/* cfg starts from the defaults, so a caller's earlier values do not survive;
+ * a variable given twice takes the last good value. */
 int config_load(config_t *cfg, char *const *envp, int secure, int errfd) {
     int bad = 0;
     config_defaults(cfg);
