@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# real.sh - the real-program workloads of scripts/bench.sh.
+#
+#   real.sh sqlite|python|gcc|redis WORKDIR [SCALE]
+#
+# Runs one real program on a generated, deterministic input and prints
+# "checksum: ..." computed from its output.  The allocator under test is
+# preloaded into the program itself only (BENCH_PRELOAD), not into this
+# script or helper tools.  SCALE (default 1) multiplies the input size;
+# --quick uses a fraction.  WORKDIR holds the generated inputs.
+#
+#   sqlite  sqlite3 :memory: on a generated SQL script (inserts, indexes,
+#           group by, update, delete, sorts)
+#   python  python3 churning dicts, lists, strings and small objects, with
+#           PYTHONMALLOC=malloc so every object goes through malloc
+#   gcc     gcc -O2 compiling a large generated C file
+#   redis   redis-server on 127.0.0.1 at a free high port, driven by
+#           redis-benchmark with a bounded request count; the checksum is
+#           DEBUG DIGEST of a dataset made with DEBUG POPULATE
+set -euo pipefail
+
+name=${1:?usage: real.sh sqlite|python|gcc|redis WORKDIR [SCALE]}
+work=${2:?WORKDIR}
+scale=${3:-1}
+mkdir -p "$work"
+pre=${BENCH_PRELOAD:-}
+
+# The integer part of N * scale, at least 1.
+scaled() { awk -v n="$1" -v s="$scale" 'BEGIN { v = int(n * s); print (v < 1 ? 1 : v) }'; }
+
+case $name in
+sqlite)
+    rows=$(scaled 300000)
+    sql=$work/sqlite-$rows.sql
+    cat >"$sql" <<SQL
+PRAGMA cache_size = -400000;
+CREATE TABLE t(id INTEGER PRIMARY KEY, a INTEGER, b TEXT, c REAL);
+WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < $rows)
+INSERT INTO t SELECT x, (x * 7919) % 10007,
+  printf('%x-%s', (x * 2654435761) % 4294967296,
+         substr('the quick brown fox jumps over the lazy dog and keeps running far away', 1 + x % 37, 10 + (x * 13) % 60)),
+  x * 0.5 FROM n;
+CREATE INDEX ta ON t(a);
+CREATE INDEX tb ON t(b);
+SELECT count(*), sum(a), sum(length(b)) FROM t;
+SELECT a, count(*), max(b) FROM t GROUP BY a ORDER BY count(*) DESC, a LIMIT 5;
+UPDATE t SET b = b || '-updated' WHERE a % 3 = 0;
+DELETE FROM t WHERE a % 7 = 0;
+SELECT count(*), sum(length(b)) FROM t;
+SELECT b FROM t ORDER BY b DESC LIMIT 3;
+CREATE TABLE u AS SELECT a, group_concat(b, ',') AS g FROM t GROUP BY a;
+SELECT count(*), sum(length(g)) FROM u;
+SELECT substr(g, 1, 40) FROM u ORDER BY length(g) DESC, a LIMIT 3;
+SQL
+    out=$(LD_PRELOAD=$pre sqlite3 :memory: <"$sql")
+    printf '%s\n' "$out" | tail -n 3
+    echo "checksum: $(printf '%s\n' "$out" | md5sum | cut -c1-16)"
+    ;;
+python)
+    py=$(command -v /usr/bin/python3 || command -v python3)
+    n=$(scaled 100000)
+    cat >"$work/churn.py" <<'PY'
+import sys
+
+class Node:
+    def __init__(self, key, payload):
+        self.key = key
+        self.payload = payload
+        self.children = []
+
+def run(n):
+    total = 0
+    for rnd in range(6):
+        table = {}
+        for i in range(n):
+            table["k%d-%d" % (rnd, i)] = [i, str(i) * (1 + i % 5), (i, rnd)]
+        total += sum(len(v[1]) for v in table.values())
+        nodes = [Node(i, "p" * (i % 40)) for i in range(n // 2)]
+        for i, node in enumerate(nodes[1:], 1):
+            nodes[(i * 7) % i].children.append(node)
+        total += sum(len(x.children) + len(x.payload) for x in nodes)
+        words = " ".join(str(i * 31 % 1000) for i in range(n)).split()
+        counts = {}
+        for w in words:
+            counts[w] = counts.get(w, 0) + 1
+        total += len(counts) + max(counts.values())
+        del table, nodes, words, counts
+        total %= 1 << 61
+    return total
+
+print(run(int(sys.argv[1])))
+PY
+    out=$(LD_PRELOAD=$pre PYTHONMALLOC=malloc PYTHONHASHSEED=0 "$py" "$work/churn.py" "$n")
+    echo "$out"
+    echo "checksum: $(printf '%s\n' "$out" | md5sum | cut -c1-16)"
+    ;;
+gcc)
+    nf=$(scaled 300)
+    src=$work/big-$nf.c
+    awk -v n="$nf" 'BEGIN {
+        print "#include <stddef.h>";
+        print "struct rec { int a; long b; const char *s; double d; };";
+        for (i = 0; i < n; i++) {
+            printf "static struct rec tab%d[] = {", i;
+            for (j = 0; j < 8; j++) printf "{%d, %dL, \"s%d_%d\", %d.5},", i + j, i * j, i, j, j;
+            print "};";
+            printf "long f%d(long x, int k) {\n  long acc = %d;\n", i, i;
+            print "  for (int i = 0; i < k; i++) {";
+            print "    switch ((x + i) & 7) {";
+            for (j = 0; j < 8; j++) printf "    case %d: acc += tab%d[%d].b * x + (long)tab%d[%d].d; x ^= acc >> %d; break;\n", j, i, j, i, j, j + 1;
+            print "    }";
+            print "    if (acc > 1000000) acc = acc % 9973 + i;";
+            print "  }";
+            if (i > 0) printf "  return acc + f%d(x & 3, k > 2 ? k - 2 : 0);\n}\n", i - 1;
+            else print "  return acc;\n}";
+        }
+    }' >"$src"
+    LD_PRELOAD=$pre gcc -O2 -frandom-seed=1 -w -c "$src" -o "$work/big.o"
+    echo "checksum: $(objdump -d "$work/big.o" | tail -n +4 | md5sum | cut -c1-16)"
+    ;;
+redis)
+    n=$(scaled 100000)
+    keys=$(scaled 200000)
+    [ -z "$pre" ] && pre=${BENCH_LIBCMALLOC:-}   # redis links jemalloc: force glibc
+    port=$((20000 + RANDOM % 30000))
+    for _ in 1 2 3 4 5 6 7 8 9 10; do
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
+        port=$((20000 + RANDOM % 30000))
+    done
+    LD_PRELOAD=$pre redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
+        --enable-debug-command local --dir "$work" --logfile "$work/redis.log" &
+    srv=$!
+    trap 'kill $srv 2>/dev/null || true' EXIT
+    cli() { redis-cli -h 127.0.0.1 -p "$port" "$@"; }
+    for _ in $(seq 100); do
+        cli ping >/dev/null 2>&1 && break
+        sleep 0.05
+    done
+    cli ping >/dev/null
+    redis-benchmark -h 127.0.0.1 -p "$port" -n "$n" -r 100000 -d 256 -c 16 -P 8 \
+        -t set,get,lpush,lpop,sadd,hset,zadd -q >"$work/redis-bench.txt" 2>&1
+    cat "$work/redis-bench.txt" | tr '\r' '\n' | grep -E 'requests per second' | sed 's/^/# /' || true
+    cli flushall >/dev/null
+    cli debug populate "$keys" seg 200 >/dev/null
+    digest=$(cli debug digest)
+    cli shutdown nosave >/dev/null 2>&1 || true
+    wait $srv || true
+    trap - EXIT
+    echo "checksum: ${digest:0:16}"
+    ;;
+*)
+    echo "real.sh: unknown workload '$name'" >&2
+    exit 2
+    ;;
+esac
