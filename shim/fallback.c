@@ -18,14 +18,14 @@
 /* Why the pool did not serve a request of this size. */
 static segpool_fallback_t fallback_reason(size_t size) {
     if (!pool_ready()) return SEGPOOL_FALLBACK_OTHER;
-    if (size > pool.small_max) return SEGPOOL_FALLBACK_TOO_LARGE;
+    if (size > pool_small_max()) return SEGPOOL_FALLBACK_TOO_LARGE;
     return SEGPOOL_FALLBACK_EXHAUSTED;
 }
 
 /* malloc when the fast path could not: the first call, or the pool could
  * not serve (too large, exhausted, after thread exit). */
 void *fallback_malloc(size_t size) {
-    if (!pool_ready() && pool_init() == 0 && size <= pool.small_max) {
+    if (!pool_ready() && pool_init() == 0 && size <= pool_small_max()) {
         void *p = alloc_small(size);
         if (p) return p;
     }
@@ -40,7 +40,7 @@ void *fallback_calloc(size_t count, size_t size) {
         return NULL;
     }
     if (!pool_ready()) pool_init();
-    if (bytes <= pool.small_max) {
+    if (bytes <= pool_small_max()) {
         void *p = alloc_small(bytes);
         if (p) return memset(p, 0, bytes);
     }
@@ -51,7 +51,7 @@ void *fallback_calloc(size_t count, size_t size) {
 /* realloc of a non-NULL pointer to a nonzero size. */
 void *fallback_realloc(void *ptr, size_t size) {
     if (!alloc_owns(ptr)) return __libc_realloc(ptr, size); /* a glibc block stays in glibc */
-    if (size <= pool.small_max) {
+    if (size <= pool_small_max()) {
         void *q = segpool_realloc(ptr, size);
         if (q) return q;
     }
@@ -70,10 +70,10 @@ void *fallback_realloc(void *ptr, size_t size) {
 /* alignment is a power of two. */
 void *fallback_memalign(size_t alignment, size_t size) {
     if (!pool_ready()) pool_init();
-    if (pool_ready() && size <= pool.small_max) {
+    if (pool_ready() && size <= pool_small_max()) {
         void *p = segpool_aligned_alloc(alignment, size);
         if (p) return p;
-        heap_note_fallback(alignment > pool.small_max ? SEGPOOL_FALLBACK_ALIGNED : SEGPOOL_FALLBACK_EXHAUSTED, size);
+        heap_note_fallback(alignment > pool_small_max() ? SEGPOOL_FALLBACK_ALIGNED : SEGPOOL_FALLBACK_EXHAUSTED, size);
     } else {
         heap_note_fallback(fallback_reason(size), size);
     }

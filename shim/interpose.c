@@ -22,7 +22,7 @@
 static int shim_power_of_two(size_t x) { return x != 0 && (x & (x - 1)) == 0; }
 
 SHIM_EXPORT void *malloc(size_t size) {
-    if (likely(size <= pool.small_max)) {
+    if (likely(size <= pool_small_max())) {
         void *p = alloc_small(size);
         if (likely(p != NULL)) return p;
     }

@@ -27,8 +27,8 @@ void alloc_report(const char *what, const void *p) {
 }
 
 SEGPOOL_API void *segpool_malloc(size_t size) {
-    if (unlikely(size > pool.small_max)) {
-        if (pool_ready() || pool_init() != 0 || size > pool.small_max) return NULL;
+    if (unlikely(size > pool_small_max())) {
+        if (pool_ready() || pool_init() != 0 || size > pool_small_max()) return NULL;
     }
     return alloc_small(size);
 }
@@ -45,7 +45,7 @@ SEGPOOL_API void *segpool_aligned_alloc(size_t alignment, size_t size) {
     if (alignment == 0 || (alignment & (alignment - 1)) != 0) return NULL;
     if (alignment <= SEGPOOL_BLOCK_ALIGN) return segpool_malloc(size);
     if (!pool_ready() && pool_init() != 0) return NULL;
-    if (size > pool.small_max || alignment > pool.small_max) return NULL;
+    if (size > pool_small_max() || alignment > pool_small_max()) return NULL;
     unsigned c = sizeclass_aligned(size, alignment);
     if (c >= sizeclass_count) return NULL;
     return alloc_class(tls_heap, c);
@@ -65,7 +65,7 @@ SEGPOOL_API size_t segpool_usable_size(const void *ptr) {
 
 SEGPOOL_API void *segpool_realloc(void *ptr, size_t size) {
     if (!ptr) return segpool_malloc(size);
-    if (!alloc_owns(ptr) || size > pool.small_max) return NULL;
+    if (!alloc_owns(ptr) || size > pool_small_max()) return NULL;
     size_t have = segpool_usable_size(ptr);
     /* Stay in place unless the block would be less than half used. */
     if (size <= have && size >= have / 2) return ptr;

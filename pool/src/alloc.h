@@ -33,6 +33,7 @@ SEGPOOL_INLINE void *alloc_class(heap_t *h, unsigned c) {
     block_t *b = s->free;
     if (unlikely(b == NULL)) return heap_alloc_slow(h, c);
     s->free = alloc_decode(b->next_encoded);
+    b->next_encoded = 0; /* no stale link left for alloc_looks_free to see */
     s->used++;
     h->requests[c]++;
     return b;

@@ -156,9 +156,17 @@ static void heap_drain_remote(heap_t *h) {
     heap_free_list(h, list);
 }
 
+/* Take remote frees, give back empty current segments and the cache. */
 void heap_collect(heap_t *h) {
     if (h == &heap_empty) return;
     heap_drain_remote(h);
+    for (unsigned c = 0; c < sizeclass_count; c++) {
+        segment_t *s = h->current[c];
+        if (s != &segment_empty && s->used == 0) {
+            h->current[c] = &segment_empty;
+            heap_segment_retire(h, s);
+        }
+    }
     heap_cache_flush(h);
 }
 
@@ -182,6 +190,7 @@ void heap_free_remote(segment_t *s, block_t *b) {
                                                     memory_order_relaxed));
     heap_t *self = tls_heap;
     if (self != &heap_empty) self->remote_frees++;
+    else atomic_fetch_add_explicit(&pool.remote_frees_heapless, 1, memory_order_relaxed);
 }
 
 /* Exact double-free check for a block of h's own segment s, then the free. */
@@ -242,11 +251,7 @@ void *heap_alloc_slow(heap_t *h, unsigned c) {
         }
         h->current[c] = s;
     }
-    block_t *b = s->free;
-    s->free = alloc_decode(b->next_encoded);
-    s->used++;
-    h->requests[c]++;
-    return b;
+    return alloc_class(h, c);
 }
 
 /* ---- Heaps: creation, adoption, thread exit -------------------------------------------- */

@@ -66,6 +66,7 @@ typedef struct pool_s {
     /* Requests served elsewhere, by reason (segpool_note_fallback). */
     _Atomic uint64_t fallback[4];
     _Atomic uint64_t large_sizes[SEGPOOL_STATS_SIZE_BINS];
+    _Atomic uint64_t remote_frees_heapless; /* from threads that never allocated */
 } pool_t;
 
 extern pool_t pool SEGPOOL_HIDDEN;
@@ -75,7 +76,11 @@ extern SEGPOOL_TLS heap_t *tls_heap SEGPOOL_HIDDEN;
 
 /* init.c */
 int pool_init(void);                 /* 0 when the pool is ready */
-SEGPOOL_INLINE int pool_ready(void) { return pool.small_max != 0; }
+/* The largest request the pool serves, 0 until it is ready.  Read on every
+ * malloc: relaxed (a plain load); a thread that sees it nonzero before it has
+ * synchronized with pool_init gets there through heap_acquire anyway. */
+SEGPOOL_INLINE size_t pool_small_max(void) { return __atomic_load_n(&pool.small_max, __ATOMIC_RELAXED); }
+SEGPOOL_INLINE int pool_ready(void) { return __atomic_load_n(&pool.small_max, __ATOMIC_ACQUIRE) != 0; }
 
 /* arena.c: regions are committed on first use and purged whole. */
 int arena_init(size_t size);         /* reserve; may shrink size on failure */

@@ -65,6 +65,7 @@ SEGPOOL_API void segpool_stats_get(segpool_stats_t *out) {
     out->fallback_exhausted = atomic_load(&pool.fallback[SEGPOOL_FALLBACK_EXHAUSTED]);
     out->fallback_other = atomic_load(&pool.fallback[SEGPOOL_FALLBACK_OTHER]);
     for (unsigned i = 0; i < SEGPOOL_STATS_SIZE_BINS; i++) out->large_sizes[i] = atomic_load(&pool.large_sizes[i]);
+    out->remote_frees = atomic_load(&pool.remote_frees_heapless);
     if (!pool_ready()) return;
 
     out->segment_size = pool.segment_size;

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# scripts/test.sh - build segshim and run every test.
+#
+#   1. installs what is missing (Debian: cmake, pkg-config, check, gcc, clang,
+#      and the real programs the preload tests run) when run as root;
+#   2. configures and builds in build/test, runs ctest (all labels: unit,
+#      stress, preload, realprog, fuzz, bench smoke);
+#   3. builds the pool and its unit tests under ThreadSanitizer and under
+#      AddressSanitizer+UBSan in separate folders and runs them;
+#   4. runs the libFuzzer targets briefly (clang).
+# Exits non-zero on any failure.  Usage: scripts/test.sh [--fast]
+#   --fast   skip the sanitizer and fuzz builds (for a quick local check)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+fast=0
+[ "${1:-}" = "--fast" ] && fast=1
+jobs=$(nproc 2>/dev/null || echo 2)
+start=$(date +%s)
+
+say() { printf '\n=== %s (%ds)\n' "$*" $(($(date +%s) - start)); }
+
+# ---- 1. dependencies -------------------------------------------------------
+need=()
+have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
+for pkg in cmake make pkg-config check gcc g++ clang libclang-rt-14-dev python3 sqlite3 git perl \
+           redis-server redis-tools libjemalloc2 valgrind gnuplot-nox; do
+  have_pkg "$pkg" || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    say "installing: ${need[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null || true
+    # One at a time, so that a package this Debian lacks does not stop the rest.
+    for pkg in "${need[@]}"; do
+      apt-get install -y -qq --no-install-recommends "$pkg" >/dev/null 2>&1 || echo "note: could not install $pkg"
+    done
+  else
+    echo "note: missing packages (${need[*]}); run as root to install them"
+  fi
+fi
+for tool in cmake pkg-config cc; do
+  command -v "$tool" >/dev/null || { echo "error: $tool is required"; exit 1; }
+done
+
+# ---- 2. the main build and every test -------------------------------------
+say "build (build/test)"
+cmake -S . -B build/test -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSEGSHIM_BUILD_TESTS=ON >/dev/null
+cmake --build build/test -j"$jobs"
+say "ctest (build/test)"
+(cd build/test && ctest --output-on-failure -j"$jobs" --timeout 600)
+
+[ $fast = 1 ] && { say "done (fast)"; exit 0; }
+
+# ---- 3. sanitizers on the pool's own tests -----------------------------------
+for san in thread address,undefined; do
+  dir=build/san-${san//,/-}
+  say "sanitizer $san ($dir)"
+  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Debug -DSEGSHIM_SANITIZE="$san" -DSEGSHIM_BUILD_BENCH=OFF >/dev/null
+  cmake --build "$dir" -j"$jobs"
+  (cd "$dir" && SEGSHIM_TEST_SCALE=8 TSAN_OPTIONS="halt_on_error=1" \
+     ASAN_OPTIONS="detect_leaks=0:abort_on_error=1" UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1" \
+     ctest --output-on-failure -j"$jobs" -L 'unit|stress-short' --timeout 900)
+done
+
+# ---- 4. fuzzing, briefly -----------------------------------------------------
+if command -v clang >/dev/null && [ -f tests/fuzz/CMakeLists.txt ] && grep -q add_ tests/fuzz/CMakeLists.txt; then
+  say "fuzz (build/fuzz)"
+  CC=clang cmake -S . -B build/fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DSEGSHIM_BUILD_FUZZ=ON -DSEGSHIM_BUILD_BENCH=OFF >/dev/null
+  cmake --build build/fuzz -j"$jobs"
+  (cd build/fuzz && ctest --output-on-failure -L fuzz --timeout 300)
+fi
+
+say "all tests passed"

@@ -1,0 +1,348 @@
+/*
+ * check_alloc.c - the general allocator on the pool: every size class, the
+ * aligned and resizing entry points, cross-thread frees, thread exit, and the
+ * misuse that must abort.
+ */
+#define _GNU_SOURCE
+#include <check.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pool.h"
+#include "segpool.h"
+#include "sizeclass.h"
+
+static void setup(void) {
+    setenv("SEGSHIM_SEGMENT_SIZE", "32K", 1);
+    setenv("SEGSHIM_POOL_SIZE", "256M", 1);
+}
+
+/* The byte at offset i of a block, derived from the block address and a serial. */
+static unsigned char pattern(const void *block, size_t i, unsigned serial) {
+    uintptr_t a = (uintptr_t)block;
+    return (unsigned char)((a >> 4) * 31 + i * 7 + serial * 13);
+}
+
+static void fill(void *p, size_t n, unsigned serial) {
+    for (size_t i = 0; i < n; i++) ((unsigned char *)p)[i] = pattern(p, i, serial);
+}
+
+static int intact(const void *p, size_t n, unsigned serial) {
+    for (size_t i = 0; i < n; i++)
+        if (((const unsigned char *)p)[i] != pattern(p, i, serial)) return 0;
+    return 1;
+}
+
+/* ---- core ---------------------------------------------------------------------- */
+
+/* Every class: usable size, alignment, data kept across neighbours' churn. */
+START_TEST(test_every_class) {
+    (void)segpool_segment_size(); /* set the pool up */
+    if ((unsigned)_i >= sizeclass_count) return;
+    size_t size = sizeclass_table[_i].size;
+    size_t smaller = _i == 0 ? 1 : sizeclass_table[_i - 1].size + 1;
+    enum { N = 40 };
+    void *keep[N], *churn[N];
+    for (int k = 0; k < N; k++) {
+        size_t want = (k & 1) ? size : smaller;
+        keep[k] = segpool_malloc(want);
+        ck_assert_ptr_nonnull(keep[k]);
+        ck_assert_uint_eq((uintptr_t)keep[k] % 16, 0);
+        size_t usable = segpool_usable_size(keep[k]);
+        ck_assert_uint_ge(usable, want);
+        ck_assert_uint_eq(usable, size);
+        ck_assert(segpool_owns(keep[k]));
+        fill(keep[k], usable, (unsigned)k);
+        if (size >= 4096 && (size & (size - 1)) == 0) ck_assert_uint_eq((uintptr_t)keep[k] % size, 0);
+    }
+    for (int round = 0; round < 3; round++) {
+        for (int k = 0; k < N; k++) {
+            churn[k] = segpool_malloc(size);
+            ck_assert_ptr_nonnull(churn[k]);
+            memset(churn[k], 0xff, size);
+        }
+        for (int k = 0; k < N; k++) segpool_free(churn[k]);
+    }
+    for (int k = 0; k < N; k++) {
+        ck_assert_msg(intact(keep[k], size, (unsigned)k), "class %u block %d corrupted", _i, k);
+        segpool_free(keep[k]);
+    }
+}
+END_TEST
+
+START_TEST(test_one_segment_request_takes_a_segment) {
+    size_t seg = segpool_segment_size();
+    void *p = segpool_malloc(seg);
+    ck_assert_ptr_nonnull(p);
+    ck_assert_uint_eq((uintptr_t)p % seg, 0);
+    ck_assert_uint_eq(segpool_usable_size(p), seg);
+    memset(p, 7, seg);
+    ck_assert_ptr_null(segpool_malloc(seg + 1)); /* above one segment: caller falls back */
+    segpool_free(p);
+}
+END_TEST
+
+START_TEST(test_zero_size_is_unique) {
+    void *a = segpool_malloc(0), *b = segpool_malloc(0);
+    ck_assert_ptr_nonnull(a);
+    ck_assert_ptr_nonnull(b);
+    ck_assert_ptr_ne(a, b);
+    segpool_free(a);
+    segpool_free(b);
+    segpool_free(NULL);
+}
+END_TEST
+
+START_TEST(test_calloc_zeroes_and_checks_overflow) {
+    for (int round = 0; round < 2; round++) {
+        unsigned char *p = segpool_calloc(100, 37);
+        ck_assert_ptr_nonnull(p);
+        for (int i = 0; i < 3700; i++) ck_assert_int_eq(p[i], 0);
+        memset(p, 0xab, 3700); /* the next round gets this block again: still zero */
+        segpool_free(p);
+    }
+    ck_assert_ptr_null(segpool_calloc(SIZE_MAX / 2, 3));
+}
+END_TEST
+
+START_TEST(test_aligned_every_power_of_two) {
+    size_t seg = segpool_segment_size();
+    for (size_t align = 1; align <= seg; align <<= 1) {
+        size_t sizes[] = {1, 24, align, align + 1, 3 * align / 2, seg / 2};
+        for (unsigned k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+            if (sizes[k] > seg) continue;
+            void *p = segpool_aligned_alloc(align, sizes[k]);
+            ck_assert_msg(p != NULL, "align %zu size %zu", align, sizes[k]);
+            ck_assert_uint_eq((uintptr_t)p % align, 0);
+            ck_assert_uint_ge(segpool_usable_size(p), sizes[k]);
+            memset(p, 1, sizes[k]);
+            segpool_free(p);
+        }
+    }
+    ck_assert_ptr_null(segpool_aligned_alloc(seg * 2, 16)); /* more than the pool can align */
+    ck_assert_ptr_null(segpool_aligned_alloc(48, 16));      /* not a power of two */
+}
+END_TEST
+
+START_TEST(test_realloc_keeps_data) {
+    size_t seg = segpool_segment_size();
+    unsigned char *p = segpool_realloc(NULL, 10);
+    fill(p, 10, 1);
+    size_t sizes[] = {100, 1000, 5000, 20000, seg, 3000, 40, 8};
+    size_t have = 10;
+    for (unsigned k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        unsigned char *q = segpool_realloc(p, sizes[k]);
+        ck_assert_ptr_nonnull(q);
+        size_t keep = have < sizes[k] ? have : sizes[k];
+        for (size_t i = 0; i < keep; i++) ck_assert_int_eq(q[i], pattern(p, i, 1));
+        /* Re-fill under the new address. */
+        for (size_t i = 0; i < sizes[k]; i++) q[i] = pattern(p, i, 1);
+        p = q;
+        have = sizes[k];
+    }
+    /* Past one segment: NULL, and the block is untouched. */
+    ck_assert_ptr_null(segpool_realloc(p, seg + 1));
+    for (size_t i = 0; i < have; i++) ck_assert_int_eq(p[i], pattern(p, i, 1));
+    segpool_free(p);
+}
+END_TEST
+
+/* Blocks freed by another thread come back to their owner's segments. */
+static void *free_all(void *arg) {
+    void **blocks = arg;
+    for (int i = 0; blocks[i]; i++) segpool_free(blocks[i]);
+    return NULL;
+}
+
+START_TEST(test_remote_frees_are_reused) {
+    enum { N = 5000 };
+    void **blocks = calloc(N + 1, sizeof *blocks);
+    for (int i = 0; i < N; i++) {
+        blocks[i] = segpool_malloc(64);
+        fill(blocks[i], 64, (unsigned)i);
+    }
+    segpool_stats_t before;
+    segpool_stats_get(&before);
+    pthread_t t;
+    pthread_create(&t, NULL, free_all, blocks);
+    pthread_join(t, NULL);
+    segpool_stats_t after;
+    segpool_stats_get(&after);
+    ck_assert_uint_ge(after.remote_frees, N);
+    /* Allocating again collects the remote frees: no new segments needed. */
+    for (int i = 0; i < N; i++) blocks[i] = segpool_malloc(64);
+    segpool_stats_t again;
+    segpool_stats_get(&again);
+    ck_assert_uint_le(again.segments_in_use, before.segments_in_use);
+    for (int i = 0; i < N; i++) segpool_free(blocks[i]);
+    segpool_collect();
+    segpool_stats_get(&again);
+    ck_assert_uint_eq(again.segments_in_use, 0);
+    free(blocks);
+}
+END_TEST
+
+/* A thread exits holding blocks; they are freed later by another thread. */
+static void *alloc_and_exit(void *arg) {
+    void **blocks = arg;
+    for (int i = 0; i < 3000; i++) {
+        blocks[i] = segpool_malloc((size_t)(i % 700) + 1);
+        fill(blocks[i], (size_t)(i % 700) + 1, (unsigned)i);
+    }
+    return NULL;
+}
+
+START_TEST(test_thread_exit_leaks_nothing) {
+    void **blocks = calloc(3001, sizeof *blocks);
+    void *mine = segpool_malloc(8); /* this thread has a heap too */
+    for (int round = 0; round < 5; round++) {
+        pthread_t t;
+        pthread_create(&t, NULL, alloc_and_exit, blocks);
+        pthread_join(t, NULL);
+        for (int i = 0; i < 3000; i++) {
+            ck_assert(intact(blocks[i], (size_t)(i % 700) + 1, (unsigned)i));
+            segpool_free(blocks[i]);
+        }
+    }
+    segpool_free(mine);
+    segpool_collect();
+    segpool_stats_t st;
+    segpool_stats_get(&st);
+    ck_assert_uint_eq(st.segments_in_use, 0);
+    ck_assert_uint_eq(st.threads_live, 1);
+    ck_assert_uint_le(st.threads_total, 2); /* the dead heap was adopted each round */
+    free(blocks);
+}
+END_TEST
+
+/* ---- limits ------------------------------------------------------------------------ */
+
+START_TEST(test_slab_classes_waste_little) {
+    (void)segpool_segment_size();
+    for (unsigned c = 0; c < sizeclass_count; c++) {
+        const sizeclass_t *k = &sizeclass_table[c];
+        size_t bytes = (size_t)k->slab * segpool_segment_size();
+        ck_assert_uint_eq(k->capacity, bytes / k->size);
+        ck_assert_msg((bytes - k->capacity * k->size) * 8 <= bytes, "class %u wastes too much", c);
+    }
+    ck_assert_uint_eq(sizeclass_table[sizeclass_count - 1].size, segpool_segment_size());
+    ck_assert_uint_eq(sizeclass_count, 40); /* 8 of 16 B, then 4 per power of two to 32K */
+}
+END_TEST
+
+START_TEST(test_classes_for_each_segment_size) {
+    const char *sizes[] = {"4K", "8K", "64K", "256K", "1M"};
+    setenv("SEGSHIM_SEGMENT_SIZE", sizes[_i], 1);
+    size_t seg = segpool_segment_size();
+    ck_assert_uint_eq(sizeclass_table[sizeclass_count - 1].size, seg);
+    for (size_t size = 1; size <= seg; size += 1 + size / 7) {
+        void *p = segpool_malloc(size);
+        ck_assert_ptr_nonnull(p);
+        size_t usable = segpool_usable_size(p);
+        ck_assert_uint_ge(usable, size);
+        ck_assert_msg(size <= 128 || usable * 4 <= size * 5 + 4, "size %zu got %zu", size, usable);
+        memset(p, 3, usable);
+        segpool_free(p);
+    }
+}
+END_TEST
+
+/* ---- errors ------------------------------------------------------------------------ */
+
+START_TEST(test_interior_pointer_aborts) {
+    char *p = segpool_malloc(100);
+    segpool_free(p + 16);
+}
+END_TEST
+
+START_TEST(test_double_free_aborts) {
+    void *p = segpool_malloc(100);
+    void *q = segpool_malloc(100);
+    segpool_free(p);
+    segpool_free(q);
+    segpool_free(p);
+}
+END_TEST
+
+static void *free_one(void *arg) {
+    segpool_free(arg);
+    return NULL;
+}
+
+START_TEST(test_remote_double_free_aborts) {
+    void *p = segpool_malloc(100);
+    segpool_free(p);
+    pthread_t t;
+    pthread_create(&t, NULL, free_one, p);
+    pthread_join(t, NULL);
+}
+END_TEST
+
+START_TEST(test_free_of_whole_segment_aborts) {
+    void *s = segpool_segment_request();
+    segpool_free(s);
+}
+END_TEST
+
+START_TEST(test_free_of_foreign_pointer_aborts) {
+    static char not_ours[64];
+    (void)segpool_segment_size();
+    segpool_free(not_ours);
+}
+END_TEST
+
+START_TEST(test_data_that_looks_like_a_link_is_no_double_free) {
+    /* A block whose first word is a pointer into its own region, written by
+     * the program, must free normally (the check is exact for the owner). */
+    void **p = segpool_malloc(64);
+    void *q = segpool_malloc(64);
+    *p = q;
+    segpool_free(p);
+    segpool_free(q);
+}
+END_TEST
+
+static Suite *alloc_suite(void) {
+    Suite *s = suite_create("alloc");
+    TCase *core = tcase_create("core");
+    tcase_add_checked_fixture(core, setup, NULL);
+    tcase_set_timeout(core, 120);
+    tcase_add_loop_test(core, test_every_class, 0, SEGPOOL_MAX_CLASSES);
+    tcase_add_test(core, test_one_segment_request_takes_a_segment);
+    tcase_add_test(core, test_zero_size_is_unique);
+    tcase_add_test(core, test_calloc_zeroes_and_checks_overflow);
+    tcase_add_test(core, test_aligned_every_power_of_two);
+    tcase_add_test(core, test_realloc_keeps_data);
+    tcase_add_test(core, test_remote_frees_are_reused);
+    tcase_add_test(core, test_thread_exit_leaks_nothing);
+    tcase_add_test(core, test_data_that_looks_like_a_link_is_no_double_free);
+    suite_add_tcase(s, core);
+
+    TCase *limits = tcase_create("limits");
+    tcase_add_checked_fixture(limits, setup, NULL);
+    tcase_add_test(limits, test_slab_classes_waste_little);
+    tcase_add_loop_test(limits, test_classes_for_each_segment_size, 0, 5);
+    suite_add_tcase(s, limits);
+
+    TCase *errors = tcase_create("errors");
+    tcase_add_checked_fixture(errors, setup, NULL);
+    tcase_add_test_raise_signal(errors, test_interior_pointer_aborts, SIGABRT);
+    tcase_add_test_raise_signal(errors, test_double_free_aborts, SIGABRT);
+    tcase_add_test_raise_signal(errors, test_remote_double_free_aborts, SIGABRT);
+    tcase_add_test_raise_signal(errors, test_free_of_whole_segment_aborts, SIGABRT);
+    tcase_add_test_raise_signal(errors, test_free_of_foreign_pointer_aborts, SIGABRT);
+    suite_add_tcase(s, errors);
+    return s;
+}
+
+int main(void) {
+    SRunner *sr = srunner_create(alloc_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

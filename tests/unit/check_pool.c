@@ -1,0 +1,487 @@
+/*
+ * check_pool.c - the global segment pool, the arena and local pools.
+ *
+ * The pool is a process-wide singleton configured from the environment at
+ * its first use, and Check runs every test in a forked child: each test sets
+ * its SEGSHIM_* variables first and so gets a fresh pool.
+ */
+#define _GNU_SOURCE
+#include <check.h>
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "os.h"
+#include "pool.h"
+#include "segpool.h"
+
+/* Sanitizer runs set SEGSHIM_TEST_SCALE to divide the heavy loops. */
+static long test_scale(void) {
+    const char *s = getenv("SEGSHIM_TEST_SCALE");
+    long v = s ? atol(s) : 1;
+    return v > 0 ? v : 1;
+}
+
+static void env(const char *segment, const char *pool_size) {
+    setenv("SEGSHIM_SEGMENT_SIZE", segment, 1);
+    setenv("SEGSHIM_POOL_SIZE", pool_size, 1);
+}
+
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* ---- core ------------------------------------------------------------------ */
+
+static const struct {
+    const char *segment, *pool;
+    size_t expect;
+} capacity_cases[] = {
+    {"32K", "64M", 2048}, {"4K", "8M", 2048},  {"1M", "64M", 64},
+    {"64k", "1g", 16384}, {"16K", "2M", 128}, {"32K", "3M", 64}, /* 3M rounds down to one region */
+};
+
+START_TEST(test_capacity_formula) {
+    env(capacity_cases[_i].segment, capacity_cases[_i].pool);
+    ck_assert_uint_eq(segpool_capacity(), capacity_cases[_i].expect);
+    segpool_stats_t st;
+    segpool_stats_get(&st);
+    ck_assert_uint_eq(st.capacity, capacity_cases[_i].expect);
+    ck_assert_uint_eq(st.capacity, st.pool_size / st.segment_size);
+    ck_assert_uint_eq(st.segments_free, st.capacity);
+}
+END_TEST
+
+START_TEST(test_exhaustion_and_recycle) {
+    env("32K", "4M");
+    size_t cap = segpool_capacity();
+    ck_assert_uint_eq(cap, 128);
+    void **segs = calloc(cap, sizeof *segs);
+    for (size_t i = 0; i < cap; i++) {
+        segs[i] = segpool_segment_request();
+        ck_assert_ptr_nonnull(segs[i]);
+        ck_assert_uint_eq((uintptr_t)segs[i] % segpool_segment_size(), 0);
+        memset(segs[i], (int)i, segpool_segment_size());
+        for (size_t j = 0; j < i; j++) ck_assert_ptr_ne(segs[i], segs[j]);
+    }
+    ck_assert_ptr_null(segpool_segment_request());
+    segpool_stats_t st;
+    segpool_stats_get(&st);
+    ck_assert_uint_eq(st.segments_user, cap);
+    ck_assert_uint_eq(st.segments_free, 0);
+    for (size_t i = 0; i < cap; i++) {
+        unsigned char *p = segs[i];
+        ck_assert_int_eq(p[0], (unsigned char)i);
+        ck_assert_int_eq(p[segpool_segment_size() - 1], (unsigned char)i);
+    }
+    segpool_segment_recycle(segs[7]);
+    void *again = segpool_segment_request();
+    ck_assert_ptr_eq(again, segs[7]);
+    for (size_t i = 0; i < cap; i++) segpool_segment_recycle(segs[i]);
+    segpool_stats_get(&st);
+    ck_assert_uint_eq(st.segments_free, cap);
+    ck_assert_uint_eq(st.segments_user, 0);
+    free(segs);
+}
+END_TEST
+
+START_TEST(test_fullest_region_first) {
+    env("32K", "8M"); /* 4 regions of 64 segments */
+    void *a[64 * 3];
+    for (int i = 0; i < 64 * 3; i++) a[i] = segpool_segment_request();
+    /* Free most of region 0 and a little of region 1: the next request
+     * must come from region 1, the fuller one. */
+    for (int i = 0; i < 60; i++) segpool_segment_recycle(a[i]);
+    segpool_segment_recycle(a[64 + 5]);
+    void *next = segpool_segment_request();
+    ck_assert_ptr_eq(next, a[64 + 5]);
+    segpool_segment_recycle(next);
+    for (int i = 60; i < 64 * 3; i++)
+        if (i != 64 + 5) segpool_segment_recycle(a[i]);
+    segpool_stats_t st;
+    segpool_stats_get(&st);
+    ck_assert_uint_eq(st.segments_free, st.capacity);
+}
+END_TEST
+
+/* 8 threads request and recycle 1M segments in total; each writes its id over
+ * the whole segment and checks it before recycling. */
+#define HANDOUT_THREADS 8
+static long handout_rounds;
+
+static void *handout_worker(void *arg) {
+    uint64_t id = (uint64_t)(uintptr_t)arg + 1;
+    size_t words = segpool_segment_size() / sizeof(uint64_t);
+    void *held[4] = {0};
+    long failures = 0;
+    for (long r = 0; r < handout_rounds; r++) {
+        int slot = (int)(r & 3);
+        if (held[slot]) {
+            uint64_t *w = held[slot];
+            for (size_t i = 0; i < words; i++)
+                if (w[i] != id) failures++;
+            segpool_segment_recycle(held[slot]);
+            held[slot] = NULL;
+        }
+        uint64_t *w = segpool_segment_request();
+        if (!w) continue; /* exhausted for a moment: not an error */
+        for (size_t i = 0; i < words; i++) w[i] = id;
+        held[slot] = w;
+    }
+    for (int slot = 0; slot < 4; slot++)
+        if (held[slot]) segpool_segment_recycle(held[slot]);
+    return (void *)failures;
+}
+
+START_TEST(test_threads_never_share_a_segment) {
+    env("4K", "16M");
+    handout_rounds = 1000000 / HANDOUT_THREADS / test_scale();
+    pthread_t t[HANDOUT_THREADS];
+    for (uintptr_t i = 0; i < HANDOUT_THREADS; i++) pthread_create(&t[i], NULL, handout_worker, (void *)i);
+    long failures = 0;
+    for (int i = 0; i < HANDOUT_THREADS; i++) {
+        void *rc;
+        pthread_join(t[i], &rc);
+        failures += (long)rc;
+    }
+    ck_assert_int_eq(failures, 0);
+    segpool_stats_t st;
+    segpool_stats_get(&st);
+    ck_assert_uint_eq(st.segments_user, 0);
+    ck_assert_uint_eq(st.segments_in_use + st.segments_free + st.segments_cached, st.capacity);
+    ck_assert_uint_eq(st.segments_free, st.capacity);
+}
+END_TEST
+
+/* ---- hugepages and memory given back ----------------------------------------- */
+
+/* Commit and touch one whole region through whole segments; return them. */
+static void **fill_region(size_t *count) {
+    size_t n = (2u << 20) / segpool_segment_size();
+    void **segs = calloc(n, sizeof *segs);
+    for (size_t i = 0; i < n; i++) {
+        segs[i] = segpool_segment_request();
+        ck_assert_ptr_nonnull(segs[i]);
+        memset(segs[i], 0x5a, segpool_segment_size());
+    }
+    *count = n;
+    return segs;
+}
+
+static void region_residency(void *any, size_t *rss, size_t *huge) {
+    void *region = (void *)((uintptr_t)any & ~(uintptr_t)((2u << 20) - 1));
+    ck_assert_int_eq(os_smaps_range(region, 2u << 20, rss, huge), 0);
+}
+
+START_TEST(test_thp_region_is_huge) {
+    if (!os_thp_available()) {
+        fprintf(stderr, "note: THP unavailable here; checking the degraded mode instead\n");
+        env("32K", "64M");
+        setenv("SEGSHIM_HUGEPAGES", "thp", 1);
+        segpool_stats_t st;
+        segpool_stats_get(&st);
+        ck_assert_str_eq(st.hugepage_mode, "off");
+        ck_assert_str_ne(st.hugepage_note, "");
+        return;
+    }
+    env("32K", "64M");
+    setenv("SEGSHIM_HUGEPAGES", "thp", 1);
+    size_t n, rss, huge;
+    void **segs = fill_region(&n);
+    region_residency(segs[0], &rss, &huge);
+    fprintf(stderr, "thp: region rss %zu KiB, huge %zu KiB\n", rss >> 10, huge >> 10);
+    ck_assert_uint_ge(rss, 2u << 20);
+    ck_assert_uint_ge(huge * 10, (size_t)(2u << 20) * 9); /* at least 90% */
+    segpool_stats_t st;
+    segpool_stats_get(&st);
+    ck_assert_str_eq(st.hugepage_mode, "thp");
+    for (size_t i = 0; i < n; i++) segpool_segment_recycle(segs[i]);
+    free(segs);
+}
+END_TEST
+
+START_TEST(test_off_has_no_huge_pages) {
+    env("32K", "64M");
+    setenv("SEGSHIM_HUGEPAGES", "off", 1);
+    size_t n, rss, huge;
+    void **segs = fill_region(&n);
+    region_residency(segs[0], &rss, &huge);
+    fprintf(stderr, "off: region rss %zu KiB, huge %zu KiB\n", rss >> 10, huge >> 10);
+    ck_assert_uint_ge(rss, 2u << 20);
+    ck_assert_uint_eq(huge, 0);
+    segpool_stats_t st;
+    segpool_stats_get(&st);
+    ck_assert_str_eq(st.hugepage_mode, "off");
+    free(segs);
+}
+END_TEST
+
+START_TEST(test_hugetlb_without_pages_falls_back) {
+    if (os_hugetlb_free_pages() > 0) {
+        fprintf(stderr, "note: reserved huge pages exist; injecting the hugetlb mapping failure instead\n");
+        os_inject_failure(OS_HUGETLB, 0, 1000000);
+    }
+    env("32K", "64M");
+    setenv("SEGSHIM_HUGEPAGES", "hugetlb", 1);
+    size_t n;
+    void **segs = fill_region(&n); /* must work, on THP or 4 KiB pages */
+    segpool_stats_t st;
+    segpool_stats_get(&st);
+    fprintf(stderr, "hugetlb without pages: mode %s (%s)\n", st.hugepage_mode, st.hugepage_note);
+    ck_assert_str_ne(st.hugepage_mode, "hugetlb");
+    ck_assert_ptr_nonnull(strstr(st.hugepage_note, "hugetlb"));
+    ck_assert_uint_ge(st.arena_rss, 2u << 20);
+    free(segs);
+}
+END_TEST
+
+START_TEST(test_decay_returns_whole_regions) {
+    env("32K", "64M");
+    setenv("SEGSHIM_DECAY_MS", "100", 1);
+    size_t n, rss, huge;
+    void **segs = fill_region(&n);
+    region_residency(segs[0], &rss, &huge);
+    ck_assert_uint_ge(rss, 2u << 20);
+    for (size_t i = 0; i < n; i++) segpool_segment_recycle(segs[i]);
+    double start = now_ms();
+    do {
+        usleep(20000);
+        region_residency(segs[0], &rss, &huge);
+    } while (rss > 0 && now_ms() - start < 3000);
+    double took = now_ms() - start;
+    fprintf(stderr, "decay 100 ms: region returned after %.0f ms (rss %zu KiB)\n", took, rss >> 10);
+    ck_assert_uint_eq(rss, 0);
+    ck_assert(took >= 80);
+    segpool_stats_t st;
+    segpool_stats_get(&st);
+    ck_assert_uint_ge(st.regions_purged, 1);
+    ck_assert_uint_eq(st.regions_committed, 0);
+    /* A purged region is reused without trouble. */
+    void *again = segpool_segment_request();
+    ck_assert_ptr_nonnull(again);
+    memset(again, 1, segpool_segment_size());
+    free(segs);
+}
+END_TEST
+
+START_TEST(test_decay_never_keeps_regions) {
+    env("32K", "64M");
+    setenv("SEGSHIM_DECAY_MS", "-1", 1);
+    size_t n, rss, huge;
+    void **segs = fill_region(&n);
+    for (size_t i = 0; i < n; i++) segpool_segment_recycle(segs[i]);
+    usleep(300000);
+    region_residency(segs[0], &rss, &huge);
+    ck_assert_uint_ge(rss, 2u << 20);
+    free(segs);
+}
+END_TEST
+
+START_TEST(test_prefault_commits_up_front) {
+    env("32K", "64M");
+    setenv("SEGSHIM_PREFAULT", "8M", 1);
+    segpool_stats_t st;
+    ck_assert_uint_eq(segpool_capacity(), 2048);
+    segpool_stats_get(&st);
+    fprintf(stderr, "prefault 8M: arena rss %zu KiB, %zu regions committed\n", st.arena_rss >> 10,
+            st.regions_committed);
+    ck_assert_uint_ge(st.arena_rss, 8u << 20);
+    ck_assert_uint_eq(st.regions_committed, 4);
+}
+END_TEST
+
+/* ---- local pools --------------------------------------------------------------- */
+
+START_TEST(test_local_min_reserved_max_enforced) {
+    env("32K", "16M");
+    segpool_local_t *lp = segpool_local_create(3, 5);
+    ck_assert_ptr_nonnull(lp);
+    segpool_stats_t st;
+    segpool_stats_get(&st);
+    ck_assert_uint_eq(st.segments_user, 3); /* reserved up front */
+    void *s[5];
+    for (int i = 0; i < 5; i++) {
+        s[i] = segpool_local_request(lp);
+        ck_assert_ptr_nonnull(s[i]);
+        memset(s[i], i, segpool_segment_size());
+    }
+    ck_assert_uint_eq(segpool_local_in_use(lp), 5);
+    ck_assert_ptr_null(segpool_local_request(lp));
+    segpool_local_recycle(lp, s[0]);
+    ck_assert_uint_eq(segpool_local_in_use(lp), 4);
+    s[0] = segpool_local_request(lp);
+    ck_assert_ptr_nonnull(s[0]);
+    for (int i = 0; i < 5; i++) segpool_local_recycle(lp, s[i]);
+    segpool_stats_get(&st);
+    ck_assert_uint_eq(st.segments_user, 3); /* the surplus went back, the minimum stays */
+    segpool_local_destroy(lp);
+    segpool_stats_get(&st);
+    ck_assert_uint_eq(st.segments_user, 0);
+    ck_assert_uint_eq(st.segments_free, st.capacity);
+}
+END_TEST
+
+START_TEST(test_local_timeout_honoured) {
+    env("32K", "16M");
+    segpool_local_t *lp = segpool_local_create(0, 1);
+    void *a = segpool_local_request(lp);
+    ck_assert_ptr_nonnull(a);
+    double t0 = now_ms();
+    errno = 0;
+    ck_assert_ptr_null(segpool_local_request_timeout(lp, 150));
+    double took = now_ms() - t0;
+    ck_assert_int_eq(errno, ETIMEDOUT);
+    ck_assert(took >= 145);
+    ck_assert(took < 1500);
+    t0 = now_ms();
+    ck_assert_ptr_null(segpool_local_request_timeout(lp, 0));
+    ck_assert(now_ms() - t0 < 100);
+    segpool_local_recycle(lp, a);
+    segpool_local_destroy(lp);
+}
+END_TEST
+
+struct recycler {
+    segpool_local_t *lp;
+    void *seg;
+};
+
+static void *recycle_later(void *arg) {
+    struct recycler *r = arg;
+    usleep(100000);
+    segpool_local_recycle(r->lp, r->seg);
+    return NULL;
+}
+
+START_TEST(test_local_waiter_woken_by_recycle) {
+    env("32K", "16M");
+    segpool_local_t *lp = segpool_local_create(1, 1);
+    struct recycler r = {lp, segpool_local_request(lp)};
+    ck_assert_ptr_nonnull(r.seg);
+    pthread_t t;
+    pthread_create(&t, NULL, recycle_later, &r);
+    double t0 = now_ms();
+    void *got = segpool_local_request_timeout(lp, 5000);
+    double took = now_ms() - t0;
+    pthread_join(t, NULL);
+    ck_assert_ptr_eq(got, r.seg);
+    ck_assert(took >= 90);
+    ck_assert(took < 2000);
+    segpool_local_recycle(lp, got);
+    segpool_local_destroy(lp);
+}
+END_TEST
+
+START_TEST(test_local_destroy_returns_everything) {
+    env("32K", "16M");
+    segpool_local_t *lp = segpool_local_create(2, 10);
+    for (int i = 0; i < 7; i++) ck_assert_ptr_nonnull(segpool_local_request(lp)); /* never recycled */
+    segpool_stats_t st;
+    segpool_stats_get(&st);
+    ck_assert_uint_eq(st.segments_user, 7);
+    segpool_local_destroy(lp);
+    segpool_stats_get(&st);
+    ck_assert_uint_eq(st.segments_user, 0);
+    ck_assert_uint_eq(st.segments_free, st.capacity);
+}
+END_TEST
+
+/* ---- errors ------------------------------------------------------------------------ */
+
+START_TEST(test_local_create_rejects_bad_bounds) {
+    env("32K", "4M");
+    errno = 0;
+    ck_assert_ptr_null(segpool_local_create(5, 2));
+    ck_assert_int_eq(errno, EINVAL);
+    ck_assert_ptr_null(segpool_local_create(0, 0));
+    ck_assert_int_eq(errno, EINVAL);
+    errno = 0;
+    ck_assert_ptr_null(segpool_local_create(1000, 1000)); /* more than the pool holds */
+    ck_assert_int_eq(errno, ENOMEM);
+    segpool_stats_t st;
+    segpool_stats_get(&st);
+    ck_assert_uint_eq(st.segments_free, st.capacity); /* the partial reservation went back */
+}
+END_TEST
+
+START_TEST(test_recycle_foreign_pointer_aborts) {
+    env("32K", "4M");
+    void *s = segpool_segment_request();
+    segpool_segment_recycle((char *)s + 64);
+}
+END_TEST
+
+START_TEST(test_recycle_twice_aborts) {
+    env("32K", "4M");
+    void *s = segpool_segment_request();
+    segpool_segment_recycle(s);
+    segpool_segment_recycle(s);
+}
+END_TEST
+
+START_TEST(test_commit_failure_is_exhaustion) {
+    env("32K", "64M");
+    os_inject_failure(OS_COMMIT, 0, 1);
+    ck_assert_ptr_null(segpool_segment_request()); /* the first region cannot be committed */
+    void *s = segpool_segment_request();           /* the fault is over */
+    ck_assert_ptr_nonnull(s);
+    memset(s, 1, segpool_segment_size());
+}
+END_TEST
+
+START_TEST(test_reserve_failure_shrinks_pool) {
+    env("32K", "64M");
+    os_inject_failure(OS_RESERVE, 0, 2); /* 64M and 32M fail, 16M works */
+    ck_assert_uint_eq(segpool_capacity(), 512);
+}
+END_TEST
+
+static Suite *pool_suite(void) {
+    Suite *s = suite_create("pool");
+    TCase *core = tcase_create("core");
+    tcase_set_timeout(core, 120);
+    tcase_add_loop_test(core, test_capacity_formula, 0, sizeof capacity_cases / sizeof capacity_cases[0]);
+    tcase_add_test(core, test_exhaustion_and_recycle);
+    tcase_add_test(core, test_fullest_region_first);
+    tcase_add_test(core, test_threads_never_share_a_segment);
+    tcase_add_test(core, test_local_min_reserved_max_enforced);
+    tcase_add_test(core, test_local_timeout_honoured);
+    tcase_add_test(core, test_local_waiter_woken_by_recycle);
+    tcase_add_test(core, test_local_destroy_returns_everything);
+    suite_add_tcase(s, core);
+
+    TCase *limits = tcase_create("limits");
+    tcase_set_timeout(limits, 60);
+    tcase_add_test(limits, test_thp_region_is_huge);
+    tcase_add_test(limits, test_off_has_no_huge_pages);
+    tcase_add_test(limits, test_hugetlb_without_pages_falls_back);
+    tcase_add_test(limits, test_decay_returns_whole_regions);
+    tcase_add_test(limits, test_decay_never_keeps_regions);
+    tcase_add_test(limits, test_prefault_commits_up_front);
+    suite_add_tcase(s, limits);
+
+    TCase *errors = tcase_create("errors");
+    tcase_add_test(errors, test_local_create_rejects_bad_bounds);
+    tcase_add_test_raise_signal(errors, test_recycle_foreign_pointer_aborts, SIGABRT);
+    tcase_add_test_raise_signal(errors, test_recycle_twice_aborts, SIGABRT);
+    tcase_add_test(errors, test_commit_failure_is_exhaustion);
+    tcase_add_test(errors, test_reserve_failure_shrinks_pool);
+    suite_add_tcase(s, errors);
+    return s;
+}
+
+int main(void) {
+    SRunner *sr = srunner_create(pool_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
