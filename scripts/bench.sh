@@ -247,7 +247,10 @@ machine_description() {
     echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
     local commit
     commit=$(git -C "$root" rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
-    if [ -n "$(git -C "$root" status --porcelain --untracked-files=no 2>/dev/null)" ]; then commit+=" (with uncommitted changes)"; fi
+    # only what is measured: the allocator, the shim and the workloads
+    if [ -n "$(git -C "$root" status --porcelain -- pool shim tests/bench CMakeLists.txt 2>/dev/null)" ]; then
+        commit+=" (with uncommitted changes to the allocator or the workloads)"
+    fi
     echo "commit: $commit"
     echo "cpu: $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo) ($(nproc) online CPUs)"
     echo "memory: $(free -h | awk '/^Mem:/ { print $2 " total, " $7 " available" }')"
