@@ -25,7 +25,10 @@ static segpool_fallback_t fallback_reason(size_t size) {
 /* malloc when the fast path could not: the first call, or the pool could
  * not serve (too large, exhausted, after thread exit). */
 void *fallback_malloc(size_t size) {
-    if (!pool_ready() && pool_init() == 0 && size <= pool_small_max()) {
+    if (likely(size <= pool_small_max())) {
+        void *p = heap_alloc_slow(tls_heap, sizeclass_of(size)); /* the fast path just missed */
+        if (p) return p;
+    } else if (!pool_ready() && pool_init() == 0 && size <= pool_small_max()) {
         void *p = alloc_small(size);
         if (p) return p;
     }

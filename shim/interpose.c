@@ -21,10 +21,14 @@
 
 static int shim_power_of_two(size_t x) { return x != 0 && (x & (x - 1)) == 0; }
 
+/* Fast path: a pop of alloc.h (small sizes without the class map); anything
+ * else is one tail call. */
 SHIM_EXPORT void *malloc(size_t size) {
-    if (likely(size <= pool_small_max())) {
-        void *p = alloc_small(size);
-        if (likely(p != NULL)) return p;
+    void *p;
+    if (likely(size <= HEAP_DIRECT_MAX)) {
+        if (likely((p = alloc_pop_direct(tls_heap, size)) != NULL)) return p;
+    } else if (size <= pool_small_max()) {
+        if (likely((p = alloc_pop(tls_heap, sizeclass_of(size))) != NULL)) return p;
     }
     return fallback_malloc(size);
 }

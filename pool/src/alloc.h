@@ -2,18 +2,22 @@
  * alloc.h - the allocation and free fast paths, inline so that the shim's
  * malloc and free are one function each with no call on the fast path.
  *
- * malloc: budget about 10 instructions and one branch to a slow path: load
- * the thread's heap, map the size to its class (one table load), pop the
- * class's current segment's free list.  Everything rare (empty free list, a
+ * malloc: budget about 15 instructions and one branch to a slow path: load
+ * the thread's heap, find the segment of the size (for up to 1 KiB one load
+ * from the heap's direct array, else through the class map), pop its list.  Everything rare (empty free list, a
  * thread's first call, the pool not yet set up) is heap_alloc_slow.
  *
- * free: budget about 20 instructions: find the segment from the address (side
- * table, a slab's tail points back to its head), check the pointer is a block
- * start (multiply by a per-class magic), check the block's first word is not
- * a free-list link (then it may be a double free: heap_free_checked decides
- * exactly), push on the segment's free list, and take the slow path only when
- * the segment became empty or was full.  A block of another thread's segment
- * goes to heap_free_remote.
+ * free: budget about 25 instructions: find the segment from the address (side
+ * table), check it is this thread's, check the pointer is a block start
+ * (multiply by a per-class magic) and that the block does not carry the free
+ * tag (else heap_free_checked decides exactly whether it is a double free),
+ * push on the segment's free list, and take the slow path only when a segment
+ * that is not current became empty or was full.
+ *
+ * Lists.  A list ends with a tagged pointer (bit 3 set) rather than NULL:
+ * blocks are 16-byte aligned, so a real block never has bit 3 set, and the
+ * end test is one bit test.  The free tag (see block_t) is a constant that
+ * fits an instruction's 32-bit immediate: no load to store or compare it.
  */
 #ifndef SEGPOOL_ALLOC_H
 #define SEGPOOL_ALLOC_H
@@ -21,54 +25,107 @@
 #include "pool.h"
 #include "sizeclass.h"
 
-SEGPOOL_INLINE block_t *alloc_decode(uintptr_t link) { return (block_t *)(link ^ pool.key); }
-SEGPOOL_INLINE uintptr_t alloc_encode(const block_t *b) { return (uintptr_t)b ^ pool.key; }
+#define ALLOC_END_TAG ((uintptr_t)8)
+/* Sign-extended 0xa110cf4e: a kernel address, an unlikely integer. */
+#define ALLOC_FREE_TAG ((uintptr_t)(intptr_t)(int32_t)0xa110cf4e)
+
+SEGPOOL_INLINE int alloc_is_end(const block_t *b) { return ((uintptr_t)b & ALLOC_END_TAG) != 0; }
+/* The end marker of a list whose blocks are near b. */
+SEGPOOL_INLINE block_t *alloc_end_near(const void *b) { return (block_t *)((uintptr_t)b | ALLOC_END_TAG); }
 
 /* Nonzero when p is inside the arena. */
 SEGPOOL_INLINE int alloc_owns(const void *p) { return (uintptr_t)p - pool.base < pool.size; }
 
-/* A block of class c from heap h, or NULL when the pool cannot serve it. */
-SEGPOOL_INLINE void *alloc_class(heap_t *h, unsigned c) {
-    segment_t *s = h->current[c];
+/* The side-table entry of the segment p lies in (a slab tail's own entry). */
+SEGPOOL_INLINE segment_t *alloc_segment_at(const void *p) {
+    return &pool.segments[((uintptr_t)p - pool.base) >> pool.segment_shift];
+}
+
+/* p (inside s) is the start of a block: (p - start) % block_size == 0.
+ * With M = div_magic, n % d == 0 <=> n * M mod 2^64 < M for n, d < 2^32
+ * (Lemire, Kaser, Kurz), and (p - start) * M == p * M - start * M modulo 2^64,
+ * so with div_base = start * M this is a multiply, a subtract, a compare. */
+SEGPOOL_INLINE int alloc_is_block_start(const segment_t *s, const void *p) {
+    return (uintptr_t)p * s->div_magic - s->div_base < s->div_magic;
+}
+
+/* b carries the free tag: it is (almost surely) free already. */
+SEGPOOL_INLINE int alloc_looks_free(const block_t *b) { return b->free_tag == ALLOC_FREE_TAG; }
+
+/* Take the head of s's free list (not empty) for heap h. */
+SEGPOOL_INLINE block_t *alloc_take(segment_t *s) {
     block_t *b = s->free;
-    if (unlikely(b == NULL)) return heap_alloc_slow(h, c);
-    s->free = alloc_decode(b->next_encoded);
-    b->next_encoded = 0; /* no stale link left for alloc_looks_free to see */
+    s->free = b->next;
+    b->free_tag = 0;
     s->used++;
-    h->requests[c]++;
     return b;
 }
 
-/* A block of at least size bytes; size <= pool.small_max. */
-SEGPOOL_INLINE void *alloc_small(size_t size) { return alloc_class(tls_heap, sizeclass_of(size)); }
-
-/* A block first word that decodes to NULL or to an address in the block's own
- * region is (almost surely) on a free list: a free of it would be a double
- * free.  User data matches only by chance against a random 64-bit key. */
-SEGPOOL_INLINE int alloc_looks_free(const block_t *b) {
-    uintptr_t link = b->next_encoded ^ pool.key;
-    return link == 0 || ((link ^ (uintptr_t)b) >> SEGPOOL_REGION_SHIFT) == 0;
+/* Pop a block of class c from h's current segment; NULL when it has none. */
+SEGPOOL_INLINE void *alloc_pop(heap_t *h, unsigned c) {
+    segment_t *s = h->current[c];
+    if (unlikely(alloc_is_end(s->free))) return NULL;
+    h->requests[c]++;
+    return alloc_take(s);
 }
 
-/* Push b on s's free list; s belongs to h and the caller acts for h. */
+/* The same for a size of at most HEAP_DIRECT_MAX, without the class map. */
+SEGPOOL_INLINE void *alloc_pop_direct(heap_t *h, size_t size) {
+    size_t step = (size + 15) >> 4;
+    segment_t *s = h->direct[step];
+    if (unlikely(alloc_is_end(s->free))) return NULL;
+    h->direct_requests[step]++;
+    return alloc_take(s);
+}
+
+/* A block of class c, or NULL when the pool cannot serve it. */
+SEGPOOL_INLINE void *alloc_class(heap_t *h, unsigned c) {
+    void *p = alloc_pop(h, c);
+    if (likely(p != NULL)) return p;
+    return heap_alloc_slow(h, c);
+}
+
+/* A block of at least size bytes; size <= pool_small_max(). */
+SEGPOOL_INLINE void *alloc_small(size_t size) { return alloc_class(tls_heap, sizeclass_of(size)); }
+
+/* --s->used, and whether it became <= 0 as a signed number.  On x86-64 one
+ * read-modify-write and a flag, where compilers otherwise load, subtract,
+ * store and test. */
+SEGPOOL_INLINE int alloc_release_one(segment_t *s) {
+#if defined(__x86_64__) && defined(__GCC_ASM_FLAG_OUTPUTS__) && !defined(__SANITIZE_THREAD__)
+    int le;
+    __asm__("subl $1, %0" : "+m"(s->used), "=@ccle"(le));
+    return le;
+#else
+    return (int32_t)--s->used <= 0;
+#endif
+}
+
+/* Push b on s's free list; s belongs to h and the caller acts for h.  The
+ * current segment carries SEGMENT_CURRENT in used, so only a segment that is
+ * not current reaches 0, and a full one is negative: one test for both. */
 SEGPOOL_INLINE void alloc_free_local(heap_t *h, segment_t *s, block_t *b) {
-    b->next_encoded = alloc_encode(s->free);
+    b->next = s->free;
+    b->free_tag = ALLOC_FREE_TAG;
     s->free = b;
-    /* --used is 0 (segment empty) or has SEGMENT_FULL: one compare for both */
-    if (unlikely(--s->used - 1u >= SEGMENT_FULL - 1u)) heap_free_slow(h, s);
+    if (unlikely(alloc_release_one(s))) heap_free_slow(h, s);
 }
 
 /* Free p, which lies inside the arena. */
 SEGPOOL_INLINE void alloc_free(void *p) {
-    segment_t *s = segment_of(p);
+    segment_t *s = alloc_segment_at(p);
     heap_t *h = tls_heap;
     block_t *b = (block_t *)p;
     if (unlikely(s->heap != h)) {
-        heap_free_remote(s, b);
-        return;
+        /* A block of a slab that starts past its first segment, or a remote free. */
+        segment_t *head = s - s->slab_offset;
+        if (s->slab_offset == 0 || head->heap != h) {
+            heap_free_remote(s, b);
+            return;
+        }
+        s = head;
     }
-    uint64_t offset = (uint64_t)((uint8_t *)p - s->start);
-    if (unlikely(offset * s->div_magic > s->div_magic - 1 || alloc_looks_free(b))) {
+    if (unlikely(!alloc_is_block_start(s, p) || alloc_looks_free(b))) {
         heap_free_checked(h, s, b);
         return;
     }

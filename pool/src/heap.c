@@ -3,9 +3,11 @@
  * other threads, thread exit, adoption, and fork.
  *
  * A heap serves one thread (see types.h).  Per class it has a current segment
- * (the fast path pops its free list), a list of partly free segments, and
- * full segments on no list (SEGMENT_FULL).  Whole free segments wait in the
- * heap's cache (up to SEGSHIM_TCACHE) before going back to the global pool.
+ * (the fast path pops its free list), partly used segments, and empty ones
+ * kept formatted; full segments are on no list (SEGMENT_FULL).  Empty
+ * segments, up to SEGSHIM_TCACHE of them, are the thread cache: reused for
+ * their class, or reformatted for another, before a segment is requested
+ * from the global pool; beyond that they go back to it.
  *
  * Remote frees.  A thread that frees a block of a segment it does not own
  * pushes the block on the owner heap's remote stack with one CAS; the owner
@@ -17,6 +19,11 @@
  * Heaps are never unmapped; a new thread adopts a dead heap (its segments and
  * all) before making a new one, so exited threads' memory is reused.
  *
+ * Double frees.  The owner checks a suspicious free exactly (walks the
+ * segment's free list after taking its remote stack).  A remote thread
+ * cannot walk another thread's lists, so it parks a suspicious block in the
+ * owner's suspects array for the owner to check.
+ *
  * Lock order: pool.heaps_lock -> heap_t.lock -> pool.lock.
  */
 #include <string.h>
@@ -24,12 +31,13 @@
 #include "alloc.h"
 #include "os.h"
 
-segment_t segment_empty;
-heap_t heap_empty = {.current = {[0 ... SEGPOOL_MAX_CLASSES - 1] = &segment_empty}};
+segment_t segment_empty = {.free = (block_t *)ALLOC_END_TAG};
+heap_t heap_empty = {.direct = {[0 ... HEAP_DIRECT_STEPS - 1] = &segment_empty},
+                     .current = {[0 ... SEGPOOL_MAX_CLASSES - 1] = &segment_empty}};
 SEGPOOL_TLS heap_t *tls_heap = &heap_empty;
 static SEGPOOL_TLS int tls_thread_done;
 
-/* ---- Partial lists (the heap's own thread, or its lock holder) ---------------- */
+/* ---- Lists (the heap's own thread, or its lock holder) --------------------------- */
 
 static void heap_partial_push(heap_t *h, segment_t *s) {
     segment_t **head = &h->partial[s->class_index];
@@ -46,94 +54,126 @@ static void heap_partial_remove(heap_t *h, segment_t *s) {
     s->next = s->prev = NULL;
 }
 
+static segment_t *heap_empty_pop(heap_t *h, unsigned c) {
+    segment_t *s = h->empty[c];
+    if (s) {
+        h->empty[c] = s->next;
+        h->empty_count -= s->slab_count;
+        s->next = NULL;
+    }
+    return s;
+}
+
 /* ---- Segments in and out of a heap ----------------------------------------------- */
 
-/* A segment (or slab) formatted for class c, owned by h; NULL when the pool
- * is exhausted. */
-static segment_t *heap_segment_new(heap_t *h, unsigned c) {
+/* Format s (count segments) for class c, owned by h. */
+static void heap_segment_format(heap_t *h, segment_t *s, unsigned c) {
     const sizeclass_t *cls = &sizeclass_table[c];
-    segment_t *s;
-    if (cls->slab == 1 && h->cache) {
-        s = h->cache;
-        h->cache = s->next;
-        h->cache_count--;
-    } else {
-        s = segment_request(cls->slab);
-        if (!s) return NULL;
-    }
-    size_t index = segment_index(s);
-    uint8_t *start = segment_address(index);
+    uint8_t *start = segment_address(segment_index(s));
     for (unsigned i = 1; i < cls->slab; i++) {
         s[i].kind = SEGMENT_SLAB_TAIL;
         s[i].slab_offset = (uint16_t)i;
         s[i].heap = NULL;
     }
     /* Thread the free list through the blocks in address order. */
-    uintptr_t link = alloc_encode(NULL);
+    block_t *link = alloc_end_near(start);
     for (uint32_t i = cls->capacity; i-- > 0;) {
         block_t *b = (block_t *)(start + (size_t)i * cls->size);
-        b->next_encoded = link;
-        link = alloc_encode(b);
+        b->next = link;
+        link = b;
     }
     s->free = (block_t *)start;
     s->used = 0;
     s->block_size = cls->size;
     s->div_magic = cls->div_magic;
-    s->start = start;
+    s->div_base = (uintptr_t)start * cls->div_magic;
     s->slab_offset = 0;
     s->slab_count = (uint8_t)cls->slab;
     s->class_index = (uint8_t)c;
     s->next = s->prev = NULL;
     s->kind = SEGMENT_BLOCKS;
     s->heap = h;
-    h->segments_owned++;
+}
+
+/* A fresh segment for class c: an empty one of another class reformatted,
+ * else one from the global pool; NULL when the pool is exhausted. */
+static segment_t *heap_segment_new(heap_t *h, unsigned c) {
+    unsigned slab = sizeclass_table[c].slab;
+    segment_t *s = NULL;
+    if (h->empty_count) {
+        for (unsigned other = 0; other < sizeclass_count && !s; other++)
+            if (h->empty[other] && sizeclass_table[other].slab == slab) {
+                s = heap_empty_pop(h, other);
+                h->class_segments[other]--;
+            }
+    }
+    if (!s) {
+        s = segment_request(slab);
+        if (!s) return NULL;
+        h->segments_owned += slab;
+    }
+    heap_segment_format(h, s, c);
     h->class_segments[c]++;
     return s;
 }
 
-/* s has no live block and is on no list: to the cache, or to the pool. */
-static void heap_segment_retire(heap_t *h, segment_t *s) {
-    h->segments_owned--;
-    h->class_segments[s->class_index]--;
-    if (s->slab_count == 1 && h->cache_count < h->cache_limit) {
-        s->kind = SEGMENT_CACHED;
-        s->heap = NULL;
-        s->free = NULL;
-        s->next = h->cache;
-        h->cache = s;
-        h->cache_count++;
+/* s has no live block and is on no list: keep it formatted, or give it back. */
+static void heap_segment_empty(heap_t *h, segment_t *s) {
+    if (h->empty_count + s->slab_count <= h->cache_limit) {
+        s->next = h->empty[s->class_index];
+        h->empty[s->class_index] = s;
+        h->empty_count += s->slab_count;
         return;
     }
+    h->segments_owned -= s->slab_count;
+    h->class_segments[s->class_index]--;
     segment_recycle(s, s->slab_count);
 }
 
-static void heap_cache_flush(heap_t *h) {
-    while (h->cache) {
-        segment_t *s = h->cache;
-        h->cache = s->next;
-        h->cache_count--;
-        segment_recycle(s, 1);
+/* Give every kept empty segment back to the global pool. */
+static void heap_empty_flush(heap_t *h) {
+    uint32_t limit = h->cache_limit;
+    h->cache_limit = 0;
+    for (unsigned c = 0; c < sizeclass_count; c++) {
+        segment_t *s;
+        while ((s = heap_empty_pop(h, c)) != NULL) heap_segment_empty(h, s);
     }
+    h->cache_limit = limit;
 }
 
-/* The free of a block emptied s, or s was full. */
+/* current[c] and the direct[] entries of class c become s. */
+static void heap_set_current(heap_t *h, unsigned c, segment_t *s) {
+    h->current[c] = s;
+    for (unsigned step = sizeclass_table[c].step_first; step <= sizeclass_table[c].step_last; step++)
+        h->direct[step] = s;
+}
+
+static void heap_install(heap_t *h, unsigned c, segment_t *s) {
+    s->used += SEGMENT_CURRENT;
+    heap_set_current(h, c, s);
+}
+
+/* Class c's current segment stops being current: to the list its state says. */
+static void heap_uninstall(heap_t *h, unsigned c) {
+    segment_t *s = h->current[c];
+    if (s == &segment_empty) return;
+    heap_set_current(h, c, &segment_empty);
+    s->used -= SEGMENT_CURRENT;
+    if (alloc_is_end(s->free)) s->used |= SEGMENT_FULL;
+    else if (s->used == 0) heap_segment_empty(h, s);
+    else heap_partial_push(h, s);
+}
+
+/* The free of a block emptied s (not current), or s was full. */
 void heap_free_slow(heap_t *h, segment_t *s) {
-    unsigned c = s->class_index;
     if (s->used & SEGMENT_FULL) {
         s->used &= ~SEGMENT_FULL;
-        if (s->used == 0) heap_segment_retire(h, s);
+        if (s->used == 0) heap_segment_empty(h, s);
         else heap_partial_push(h, s);
         return;
     }
-    /* Empty.  Keep the current segment of a live heap: the next malloc of the
-     * class would otherwise fetch a segment again at once. */
-    if (h->current[c] == s) {
-        if (h->dead == HEAP_LIVE) return;
-        h->current[c] = &segment_empty;
-    } else {
-        heap_partial_remove(h, s);
-    }
-    heap_segment_retire(h, s);
+    heap_partial_remove(h, s);
+    heap_segment_empty(h, s);
 }
 
 /* ---- Remote frees ---------------------------------------------------------------- */
@@ -141,66 +181,30 @@ void heap_free_slow(heap_t *h, segment_t *s) {
 /* Free every block of a taken remote stack locally (acting for h). */
 static void heap_free_list(heap_t *h, uintptr_t list) {
     block_t *b = (block_t *)list;
-    while (b) {
-        block_t *next = alloc_decode(b->next_encoded);
+    if (!b) return;
+    for (;;) {
+        block_t *next = b->next;
         alloc_free_local(h, segment_of(b), b);
         h->remote_received++;
+        if (alloc_is_end(next)) return;
         b = next;
     }
 }
 
-/* Take the blocks other threads freed to h. */
+/* Take the blocks other threads freed to h (a live heap). */
 static void heap_drain_remote(heap_t *h) {
     if (atomic_load_explicit(&h->remote, memory_order_relaxed) == 0) return;
     uintptr_t list = atomic_exchange_explicit(&h->remote, 0, memory_order_acquire);
     heap_free_list(h, list);
 }
 
-/* Take remote frees, give back empty current segments and the cache. */
-void heap_collect(heap_t *h) {
-    if (h == &heap_empty) return;
-    heap_drain_remote(h);
-    for (unsigned c = 0; c < sizeclass_count; c++) {
-        segment_t *s = h->current[c];
-        if (s != &segment_empty && s->used == 0) {
-            h->current[c] = &segment_empty;
-            heap_segment_retire(h, s);
-        }
-    }
-    heap_cache_flush(h);
-}
-
-static void heap_free_dead(heap_t *owner, segment_t *s, block_t *b);
-
-/* b lies in a segment this thread does not own (or in no block segment). */
-void heap_free_remote(segment_t *s, block_t *b) {
-    if (s->kind != SEGMENT_BLOCKS) alloc_report("free(): invalid pointer (not an allocated block)", b);
-    uint64_t offset = (uint64_t)((uint8_t *)b - s->start);
-    if (offset * s->div_magic > s->div_magic - 1) alloc_report("free(): invalid pointer (inside a block)", b);
-    if (alloc_looks_free(b)) alloc_report("free(): double free detected", b);
-    heap_t *owner = s->heap;
-    uintptr_t old = atomic_load_explicit(&owner->remote, memory_order_relaxed);
-    do {
-        if (old & HEAP_REMOTE_DEAD) {
-            heap_free_dead(owner, s, b);
-            return;
-        }
-        b->next_encoded = old ^ pool.key;
-    } while (!atomic_compare_exchange_weak_explicit(&owner->remote, &old, (uintptr_t)b, memory_order_release,
-                                                    memory_order_relaxed));
-    heap_t *self = tls_heap;
-    if (self != &heap_empty) self->remote_frees++;
-    else atomic_fetch_add_explicit(&pool.remote_frees_heapless, 1, memory_order_relaxed);
-}
-
 /* Exact double-free check for a block of h's own segment s, then the free. */
 static void heap_free_verified(heap_t *h, segment_t *s, block_t *b) {
-    uint64_t offset = (uint64_t)((uint8_t *)b - s->start);
-    if (offset * s->div_magic > s->div_magic - 1) alloc_report("free(): invalid pointer (inside a block)", b);
+    if (!alloc_is_block_start(s, b)) alloc_report("free(): invalid pointer (inside a block)", b);
     if (alloc_looks_free(b)) {
-        if (h->dead == HEAP_LIVE) heap_drain_remote(h); /* b may have been freed remotely before */
+        if (h->dead == HEAP_LIVE) heap_drain_remote(h); /* b may be on the remote stack */
         uint32_t limit = sizeclass_table[s->class_index].capacity;
-        for (block_t *f = s->free; f; f = alloc_decode(f->next_encoded)) {
+        for (block_t *f = s->free; !alloc_is_end(f); f = f->next) {
             if (f == b) alloc_report("free(): double free detected", b);
             if (limit-- == 0 || !alloc_owns(f)) alloc_report("free(): corrupted free list", b);
         }
@@ -209,6 +213,66 @@ static void heap_free_verified(heap_t *h, segment_t *s, block_t *b) {
 }
 
 void heap_free_checked(heap_t *h, segment_t *s, block_t *b) { heap_free_verified(h, s, b); }
+
+/* Check the blocks other threads parked as suspects (h's thread or lock). */
+static SEGPOOL_NOINLINE void heap_check_suspects(heap_t *h) {
+    if (__atomic_load_n(&h->suspect_count, __ATOMIC_RELAXED) == 0) return;
+    block_t *mine[16];
+    pthread_mutex_lock(&h->lock);
+    uint32_t n = h->suspect_count;
+    memcpy(mine, h->suspects, n * sizeof mine[0]);
+    __atomic_store_n(&h->suspect_count, 0, __ATOMIC_RELAXED);
+    pthread_mutex_unlock(&h->lock);
+    for (uint32_t i = 0; i < n; i++) heap_free_verified(h, segment_of(mine[i]), mine[i]);
+}
+
+static void heap_free_dead(heap_t *owner, segment_t *s, block_t *b);
+
+/* b lies in a segment this thread does not own, a slab tail, or no block
+ * segment at all. */
+void heap_free_remote(segment_t *s, block_t *b) {
+    if (s->kind == SEGMENT_SLAB_TAIL) {
+        s -= s->slab_offset;
+        if (s->heap == tls_heap) {
+            heap_free_checked(s->heap, s, b);
+            return;
+        }
+    }
+    if (s->kind != SEGMENT_BLOCKS) alloc_report("free(): invalid pointer (not an allocated block)", b);
+    if (!alloc_is_block_start(s, b)) alloc_report("free(): invalid pointer (inside a block)", b);
+    heap_t *owner = s->heap;
+    heap_t *self = tls_heap;
+    if (self != &heap_empty) self->remote_frees++;
+    else atomic_fetch_add_explicit(&pool.remote_frees_heapless, 1, memory_order_relaxed);
+    if (unlikely(alloc_looks_free(b))) {
+        /* Maybe a double free: the owner decides. */
+        pthread_mutex_lock(&owner->lock);
+        if (owner->dead != HEAP_LIVE) {
+            pthread_mutex_unlock(&owner->lock);
+            heap_free_dead(owner, s, b);
+            return;
+        }
+        uint32_t n = owner->suspect_count;
+        if (n < 16) {
+            owner->suspects[n] = b;
+            __atomic_store_n(&owner->suspect_count, n + 1, __ATOMIC_RELAXED);
+        } else {
+            owner->suspects_dropped++;
+        }
+        pthread_mutex_unlock(&owner->lock);
+        return;
+    }
+    uintptr_t old = atomic_load_explicit(&owner->remote, memory_order_relaxed);
+    do {
+        if (old & HEAP_REMOTE_DEAD) {
+            heap_free_dead(owner, s, b);
+            return;
+        }
+        b->next = old ? (block_t *)old : alloc_end_near(b);
+        b->free_tag = ALLOC_FREE_TAG;
+    } while (!atomic_compare_exchange_weak_explicit(&owner->remote, &old, (uintptr_t)b, memory_order_release,
+                                                    memory_order_relaxed));
+}
 
 /* A free into a dead heap: act for it under its lock. */
 static void heap_free_dead(heap_t *owner, segment_t *s, block_t *b) {
@@ -228,9 +292,33 @@ static void heap_free_dead(heap_t *owner, segment_t *s, block_t *b) {
     pthread_mutex_unlock(&owner->lock);
 }
 
+/* Take remote frees and suspects, give back empty current segments and every
+ * kept empty segment. */
+void heap_collect(heap_t *h) {
+    if (h == &heap_empty) return;
+    heap_drain_remote(h);
+    heap_check_suspects(h);
+    for (unsigned c = 0; c < sizeclass_count; c++) {
+        segment_t *s = h->current[c];
+        if (s != &segment_empty && (s->used & SEGMENT_LIVE_MASK) == 0) heap_uninstall(h, c);
+    }
+    heap_empty_flush(h);
+}
+
 /* ---- The allocation slow path --------------------------------------------------------- */
 
 static heap_t *heap_acquire(void);
+
+/* Class c's current segment ran out: the next one, installed; NULL when the
+ * pool is exhausted. */
+static SEGPOOL_NOINLINE segment_t *heap_next_segment(heap_t *h, unsigned c) {
+    heap_uninstall(h, c);
+    segment_t *s = h->partial[c];
+    if (s) heap_partial_remove(h, s);
+    else if ((s = heap_empty_pop(h, c)) == NULL && (s = heap_segment_new(h, c)) == NULL) return NULL;
+    heap_install(h, c, s);
+    return s;
+}
 
 void *heap_alloc_slow(heap_t *h, unsigned c) {
     if (unlikely(h == &heap_empty)) {
@@ -239,19 +327,11 @@ void *heap_alloc_slow(heap_t *h, unsigned c) {
         return alloc_class(h, c);
     }
     heap_drain_remote(h);
+    if (unlikely(__atomic_load_n(&h->suspect_count, __ATOMIC_RELAXED) != 0)) heap_check_suspects(h);
     segment_t *s = h->current[c];
-    if (!s->free) {
-        if (s != &segment_empty) s->used |= SEGMENT_FULL;
-        s = h->partial[c];
-        if (s) heap_partial_remove(h, s);
-        else s = heap_segment_new(h, c);
-        if (!s) {
-            h->current[c] = &segment_empty;
-            return NULL;
-        }
-        h->current[c] = s;
-    }
-    return alloc_class(h, c);
+    if (alloc_is_end(s->free) && (s = heap_next_segment(h, c)) == NULL) return NULL;
+    h->requests[c]++;
+    return alloc_take(s);
 }
 
 /* ---- Heaps: creation, adoption, thread exit -------------------------------------------- */
@@ -271,6 +351,7 @@ static heap_t *heap_new_locked(void) {
     chunk += need;
     left -= need;
     for (unsigned c = 0; c < SEGPOOL_MAX_CLASSES; c++) h->current[c] = &segment_empty;
+    for (unsigned i = 0; i < HEAP_DIRECT_STEPS; i++) h->direct[i] = &segment_empty;
     pthread_mutex_init(&h->lock, NULL);
     h->next_heap = pool.heaps;
     pool.heaps = h;
@@ -284,7 +365,7 @@ static heap_t *heap_acquire(void) {
     pthread_mutex_lock(&pool.heaps_lock);
     heap_t *h = NULL, *any_dead = NULL;
     for (heap_t *d = pool.heaps; d; d = d->next_heap) {
-        if (d->dead != HEAP_DEAD) continue; /* racy peek; confirmed below */
+        if (d->dead != HEAP_DEAD) continue;
         if (d->segments_owned) {
             h = d;
             break;
@@ -313,22 +394,18 @@ static heap_t *heap_acquire(void) {
     return h;
 }
 
-/* Make h dead: take its remote stack for good, empty its cache, and leave its
- * segments on its lists for whoever frees into them or adopts it. */
+/* Make h dead: take its remote stack for good, give back its empty segments,
+ * and leave the others on its lists for whoever frees into them or adopts it. */
 static void heap_abandon_locked(heap_t *h) {
     uintptr_t word = atomic_exchange(&h->remote, HEAP_REMOTE_DEAD);
     h->dead = HEAP_DEAD;
     h->cache_limit = 0;
     heap_free_list(h, word & ~HEAP_REMOTE_DEAD);
-    heap_cache_flush(h);
-    for (unsigned c = 0; c < sizeclass_count; c++) {
-        segment_t *s = h->current[c];
-        if (s == &segment_empty) continue;
-        h->current[c] = &segment_empty;
-        if ((s->used & ~SEGMENT_FULL) == 0) heap_segment_retire(h, s);
-        else if (s->free) heap_partial_push(h, s);
-        else s->used |= SEGMENT_FULL;
-    }
+    uint32_t n = h->suspect_count;
+    h->suspect_count = 0;
+    for (uint32_t i = 0; i < n; i++) heap_free_verified(h, segment_of(h->suspects[i]), h->suspects[i]);
+    for (unsigned c = 0; c < sizeclass_count; c++) heap_uninstall(h, c);
+    heap_empty_flush(h);
 }
 
 static void heap_thread_done(void *arg) {

@@ -73,7 +73,6 @@ static int pool_setup(void) {
     if (segment_pool_init() != 0) return -1;
     unsigned max_slab = pool.region_segments < SEGPOOL_MAX_SLAB ? (unsigned)pool.region_segments : SEGPOOL_MAX_SLAB;
     sizeclass_init(pool.segment_size, max_slab);
-    pool.key = (uintptr_t)os_random();
     pool_choose_hugepages();
     if (heap_init_once() != 0) return -1;
     pthread_atfork(heap_fork_prepare, heap_fork_parent, heap_fork_child);

@@ -27,7 +27,6 @@ typedef struct pool_s {
     uintptr_t base;           /* arena start, 2 MiB aligned */
     size_t size;              /* arena bytes; 0 until ready, so nothing is owned */
     size_t small_max;         /* largest request served: the segment size; 0 until ready */
-    uintptr_t key;            /* free-list link encoding */
     segment_t *segments;      /* side table, one entry per segment */
     unsigned segment_shift;
     size_t segment_size;

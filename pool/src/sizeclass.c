@@ -8,14 +8,20 @@ uint8_t sizeclass_map[SIZECLASS_MAP_LEN];
 sizeclass_t sizeclass_table[SEGPOOL_MAX_CLASSES];
 unsigned sizeclass_count;
 
-/* Fewest segments (up to max_slab) holding blocks of this size with at most
- * 12.5% of the slab unused. */
+/* Segments per slab for a class: enough for SIZECLASS_MIN_BLOCKS blocks, so
+ * that the classes near the segment size do not change segment on every
+ * allocation, and then the fewest that leave at most 12.5% of the slab
+ * unused; never more than max_slab. */
+#define SIZECLASS_MIN_BLOCKS 16
+
 static unsigned sizeclass_slab_for(size_t block, size_t segment, unsigned max_slab) {
-    for (unsigned n = 1; n <= max_slab; n++) {
+    unsigned n = (unsigned)((SIZECLASS_MIN_BLOCKS * block + segment - 1) / segment);
+    if (n < 1) n = 1;
+    for (; n <= max_slab; n++) {
         size_t bytes = n * segment;
         if ((bytes % block) * 8 <= bytes) return n;
     }
-    return 1;
+    return max_slab;
 }
 
 unsigned sizeclass_init(size_t segment_size, unsigned max_slab) {
@@ -37,9 +43,17 @@ unsigned sizeclass_init(size_t segment_size, unsigned max_slab) {
     sizeclass_count = count;
     /* Map every 16-byte step to the first class that holds it. */
     unsigned cls = 0;
+    for (unsigned c = 0; c < count; c++) {
+        sizeclass_table[c].step_first = 1;
+        sizeclass_table[c].step_last = 0;
+    }
     for (size_t i = 0; i <= segment_size >> 4; i++) {
         while (sizeclass_table[cls].size < i * 16) cls++;
         sizeclass_map[i] = (uint8_t)cls;
+        if (i < HEAP_DIRECT_STEPS) {
+            if (sizeclass_table[cls].step_first > sizeclass_table[cls].step_last) sizeclass_table[cls].step_first = (uint16_t)i;
+            sizeclass_table[cls].step_last = (uint16_t)i;
+        }
     }
     return count;
 }

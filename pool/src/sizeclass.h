@@ -3,10 +3,11 @@
  *
  * Classes run from 16 bytes in steps of 16 up to 128, then four per power of
  * two (at most 20% internal waste) up to the segment size, which is the top
- * class: a request of exactly one segment takes one whole segment.  A class
- * whose blocks would leave more than 12.5% of a segment unused is given a slab
- * of several contiguous segments instead (sizeclass_init picks the fewest that
- * bring the waste under that bound).
+ * class: a request of exactly one segment takes one whole segment.  Classes
+ * are served from slabs of contiguous segments holding at least eight blocks
+ * (so a class near the segment size does not need a new segment for every
+ * allocation) and leaving at most 12.5% unused; small classes fit in one
+ * segment.
  *
  * The map from size to class is one table load: sizeclass_map[(size+15)/16].
  */
@@ -24,6 +25,7 @@ typedef struct sizeclass_s {
     uint32_t size;      /* block size */
     uint32_t capacity;  /* blocks per segment or slab */
     uint32_t slab;      /* segments per slab (1 = a single segment) */
+    uint16_t step_first, step_last; /* heap_t.direct[] entries of this class; first > last if none */
     uint64_t div_magic; /* see segment_t.div_magic */
 } sizeclass_t;
 

@@ -27,8 +27,9 @@
 STATS_RACY static void stats_merge_heaps(segpool_stats_t *out, size_t *cached) {
     pthread_mutex_lock(&pool.heaps_lock);
     for (heap_t *h = pool.heaps; h; h = h->next_heap) {
-        *cached += h->cache_count;
+        *cached += h->empty_count;
         out->remote_frees += h->remote_frees;
+        for (unsigned i = 0; i < HEAP_DIRECT_STEPS; i++) out->class_requests[sizeclass_map[i]] += h->direct_requests[i];
         for (unsigned c = 0; c < sizeclass_count; c++) {
             out->class_requests[c] += h->requests[c];
             out->class_segments[c] += h->class_segments[c];
@@ -50,7 +51,7 @@ STATS_RACY static uint64_t stats_live_blocks(void) {
     size_t end = pool.regions_fresh * pool.region_segments;
     for (size_t i = 0; i < end; i++) {
         const segment_t *s = &pool.segments[i];
-        if (s->kind == SEGMENT_BLOCKS) live += s->used & ~SEGMENT_FULL;
+        if (s->kind == SEGMENT_BLOCKS) live += s->used & SEGMENT_LIVE_MASK;
     }
     return live;
 }

@@ -20,7 +20,8 @@
  *   block     what malloc returns: one slot of a class in a segment or slab.
  *   heap      per-thread allocation state (Flink's LocalBufferPool): for each
  *             class the segment it allocates from, its partly free segments,
- *             a cache of whole free segments, and an MPSC queue of blocks that
+ *             its empty segments kept formatted (up to SEGSHIM_TCACHE), and an
+ *             MPSC queue of blocks that
  *             other threads freed.
  *
  * Ownership: a segment holding blocks belongs to exactly one heap.  Only the
@@ -44,7 +45,7 @@
 #define SEGPOOL_MAX_SEGMENT_SHIFT 20                             // 1 MiB
 #define SEGPOOL_MAX_REGION_SEGMENTS (SEGPOOL_REGION_SIZE >> SEGPOOL_MIN_SEGMENT_SHIFT) // 512
 #define SEGPOOL_MAX_CLASSES 64
-#define SEGPOOL_MAX_SLAB 8
+#define SEGPOOL_MAX_SLAB 16
 #define SEGPOOL_BLOCK_ALIGN 16
 
 _Static_assert(SEGPOOL_MAX_CLASSES == SEGPOOL_STATS_CLASSES, "stats arrays must cover every class");
@@ -62,46 +63,56 @@ _Static_assert(SEGPOOL_MAX_REGION_SEGMENTS == 512, "region bitmaps are eight 64-
 
 typedef struct heap_s heap_t;
 
-/* A free block: its first word is the link of the list it is on, stored
- * encoded (link ^ pool.key) so that a free of a block already on a list can be
- * noticed from its first word (see alloc.h). */
+/* A free block.  The first word links the list it is on; the second holds
+ * ALLOC_FREE_TAG while the block is free, and malloc clears it: a free of a
+ * block that carries the tag is almost surely a double free, which the owner
+ * confirms by walking the list (user data equal to the tag costs that walk,
+ * never a false report).  Every block is at least 16 bytes. */
 typedef struct block_s {
-    uintptr_t next_encoded;
+    struct block_s *next;
+    uintptr_t free_tag;
 } block_t;
 
 typedef enum segment_kind_e {
     SEGMENT_FREE = 0,  /* in the global pool */
-    SEGMENT_CACHED,    /* in a heap's cache of whole free segments */
     SEGMENT_BLOCKS,    /* head of a segment or slab serving a size class */
     SEGMENT_SLAB_TAIL, /* a later segment of a slab: slab_offset > 0 */
     SEGMENT_USER,      /* handed out whole by segpool_segment_request */
 } segment_kind_t;
 
-/* The used field counts live blocks; SEGMENT_FULL marks a segment that its
- * heap took off every list because it had no free block.  Keeping the flag in
- * the counter lets free() test "now empty, or was full" with one compare. */
+/* The used field counts live blocks.  SEGMENT_FULL marks a segment that its
+ * heap took off every list because it had no free block; SEGMENT_CURRENT is
+ * added while the segment is its class's current one.  So a free makes used
+ * 0 only for a segment that is neither (it just became empty) and negative
+ * only for a full one: the fast path tests both with one signed compare, and
+ * freeing into the current segment never takes the slow path. */
 #define SEGMENT_FULL 0x80000000u
+#define SEGMENT_CURRENT 0x40000000u
+#define SEGMENT_LIVE_MASK 0x3fffffffu
 
 /* Metadata of one segment, in the side table (pool.segments), 64 bytes.
- * Invariants for a SEGMENT_BLOCKS head s of class c:
- *   used & ~SEGMENT_FULL == blocks handed out and not yet freed to s
- *                           (blocks in the heap's remote queue still count);
- *   |s->free| + used == capacity of class c;
- *   SEGMENT_FULL set   <=> s is on no list of its heap and is not current;
- *   s->heap != NULL, and every block lies in [start, start + slab bytes).
- * For any other kind, heap == NULL, so free() of a pointer into it takes the
- * checked path and is reported. */
+ * Invariants for a SEGMENT_BLOCKS head s of class c, owned by heap h:
+ *   used & SEGMENT_LIVE_MASK == blocks handed out and not yet freed to s
+ *                               (blocks in h's remote queue still count);
+ *   |s->free| + live == capacity of class c; the list ends in a tagged link;
+ *   exactly one of: s == h->current[c] (SEGMENT_CURRENT set), s on
+ *   h->partial[c] (some blocks free, some live), s on h->empty[c] (live 0),
+ *   or SEGMENT_FULL (no free block, on no list);
+ *   every block lies in the segment (the slab), at a multiple of block_size
+ *   from its start, which is what alloc_is_block_start tests.
+ * heap is NULL for every other kind and for slab tails, so a free of a
+ * pointer into them leaves the fast path and is checked. */
 typedef struct segment_s {
     block_t *free;            /* decoded head of the free list */
     uint32_t used;            /* live blocks | SEGMENT_FULL */
     uint32_t block_size;      /* class size in bytes */
     heap_t *heap;             /* owner while kind == SEGMENT_BLOCKS */
-    uint64_t div_magic;       /* offset % block_size == 0 <=> offset * magic <= magic - 1 */
+    uint64_t div_magic;       /* UINT64_MAX / block_size + 1 */
     union {
-        uint8_t *start;              /* SEGMENT_BLOCKS: first byte of the segment or slab */
+        uint64_t div_base;             /* SEGMENT_BLOCKS: start address * div_magic */
         struct segpool_local_s *local; /* SEGMENT_USER: the local pool it came from, or NULL */
     };
-    struct segment_s *next;   /* heap partial list, cache stack */
+    struct segment_s *next;   /* heap partial or empty list */
     struct segment_s *prev;
     uint16_t slab_offset;     /* entries back to the slab head (0 for a head) */
     uint8_t slab_count;       /* segments in the slab (head only) */
@@ -130,16 +141,24 @@ typedef struct region_s {
     uint64_t freed_at_ms;         /* when it became wholly free (empty list) */
 } region_t;
 
-/* Per-thread heap.  The first two arrays are the fast path's; everything
- * after them is touched only on slow paths.  current[c] is never NULL: a
- * heap starts with every entry at segment_empty, whose free list is empty. */
-struct heap_s {
-    segment_t *current[SEGPOOL_MAX_CLASSES];
-    uint64_t requests[SEGPOOL_MAX_CLASSES]; /* blocks handed out, per class */
+/* Per-thread heap.  The first four arrays are the fast path's; everything
+ * after them is touched only on slow paths.  current[c] and direct[i] are
+ * never NULL: a heap starts with every entry at segment_empty, whose free list
+ * is empty. */
+#define HEAP_DIRECT_MAX 1024                          /* sizes served through direct[] */
+#define HEAP_DIRECT_STEPS ((HEAP_DIRECT_MAX >> 4) + 1) // 65
 
-    segment_t *partial[SEGPOOL_MAX_CLASSES]; /* segments with free blocks, not current */
-    segment_t *cache;                        /* whole free segments (stack via next) */
-    uint32_t cache_count, cache_limit;
+struct heap_s {
+    /* direct[(size + 15) / 16] == current[class of size] for size <= 1 KiB:
+     * the fast path of small sizes needs no class map. */
+    segment_t *direct[HEAP_DIRECT_STEPS];
+    segment_t *current[SEGPOOL_MAX_CLASSES];
+    uint64_t direct_requests[HEAP_DIRECT_STEPS]; /* blocks handed out, per 16-byte step */
+    uint64_t requests[SEGPOOL_MAX_CLASSES];      /* and per class above 1 KiB */
+
+    segment_t *partial[SEGPOOL_MAX_CLASSES]; /* some blocks free, some live (doubly linked) */
+    segment_t *empty[SEGPOOL_MAX_CLASSES];   /* no live block, still formatted (stack) */
+    uint32_t empty_count, cache_limit;       /* segments on empty[]; at most SEGSHIM_TCACHE */
     uint64_t segments_owned;                 /* heads of class segments (a slab counts once) */
     uint32_t class_segments[SEGPOOL_MAX_CLASSES];
     uint64_t fallback[4];                    /* requests this thread sent elsewhere, by reason */
@@ -149,6 +168,12 @@ struct heap_s {
     heap_t *next_heap;                       /* pool.heaps list, never unlinked */
     pthread_mutex_t lock;                    /* held by whoever acts for a dead heap */
     int dead;                                /* HEAP_LIVE, HEAP_DEAD or HEAP_ORPHAN; under lock */
+
+    /* Frees from other threads of blocks that looked already free: checked
+     * exactly by the owner (heap_alloc_slow, heap_collect).  Under lock. */
+    block_t *suspects[16];
+    uint32_t suspect_count;
+    uint64_t suspects_dropped;               /* the array was full: leaked, never corrupted */
 
     /* Blocks freed by other threads: a Treiber stack of block_t, links encoded
      * like free lists.  Bit 0 set: the heap is dead, push nothing, take lock. */
