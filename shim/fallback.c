@@ -87,13 +87,16 @@ void fallback_free(void *ptr) {
     if (ptr) __libc_free(ptr);
 }
 
-/* glibc exports no __libc_ name for malloc_usable_size: look it up once. */
+/* glibc exports no __libc_ name for malloc_usable_size: look it up once, in
+ * libc itself.  Not RTLD_NEXT: a program linked with another allocator (the
+ * Debian redis-server links jemalloc) would give us that allocator's. */
 size_t fallback_usable_size(void *ptr) {
     typedef size_t (*usable_fn)(void *);
     static _Atomic(usable_fn) libc_usable;
     usable_fn fn = atomic_load_explicit(&libc_usable, memory_order_acquire);
     if (!fn) {
-        fn = (usable_fn)dlsym(RTLD_NEXT, "malloc_usable_size");
+        void *libc = dlopen("libc.so.6", RTLD_NOW | RTLD_NOLOAD);
+        if (libc) fn = (usable_fn)dlsym(libc, "malloc_usable_size");
         if (!fn) return 0;
         atomic_store_explicit(&libc_usable, fn, memory_order_release);
     }
