@@ -25,8 +25,8 @@ static int shim_power_of_two(size_t x) { return x != 0 && (x & (x - 1)) == 0; }
  * else is one tail call. */
 SHIM_EXPORT void *malloc(size_t size) {
     void *p;
-    if (likely(size <= HEAP_DIRECT_MAX)) {
-        if (likely((p = alloc_pop_direct(tls_heap, size)) != NULL)) return p;
+    if (likely(size - 1 < HEAP_DIRECT_MAX)) { /* 1 .. 1 KiB; 0 wraps around */
+        if (likely((p = alloc_pop_direct(tls_heap, (size - 1) >> 4)) != NULL)) return p;
     } else if (size <= pool_small_max()) {
         if (likely((p = alloc_pop(tls_heap, sizeclass_of(size))) != NULL)) return p;
     }

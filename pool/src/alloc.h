@@ -69,9 +69,10 @@ SEGPOOL_INLINE void *alloc_pop(heap_t *h, unsigned c) {
     return alloc_take(s);
 }
 
-/* The same for a size of at most HEAP_DIRECT_MAX, without the class map. */
-SEGPOOL_INLINE void *alloc_pop_direct(heap_t *h, size_t size) {
-    size_t step = (size + 15) >> 4;
+/* The same without the class map, for step = (size - 1) / 16 where
+ * 1 <= size <= HEAP_DIRECT_MAX (direct[] is indexed from 16-byte steps of
+ * size - 1, so that the range test and the index share one subtraction). */
+SEGPOOL_INLINE void *alloc_pop_direct(heap_t *h, size_t step) {
     segment_t *s = h->direct[step];
     if (unlikely(alloc_is_end(s->free))) return NULL;
     h->direct_requests[step]++;

@@ -72,10 +72,7 @@ int arena_commit_region(region_t *r) {
     return 0;
 }
 
-void arena_purge_region(region_t *r) {
-    /* If even MADV_DONTNEED fails the region simply stays resident. */
-    os_purge(arena_region_start(r), SEGPOOL_REGION_SIZE);
-}
+int arena_purge_region(region_t *r) { return os_purge(arena_region_start(r), SEGPOOL_REGION_SIZE); }
 
 void arena_prefault(size_t bytes) {
     /* The first regions are committed and touched now and stay at the front

@@ -168,12 +168,17 @@ static void heap_uninstall(heap_t *h, unsigned c) {
 void heap_free_slow(heap_t *h, segment_t *s) {
     if (s->used & SEGMENT_FULL) {
         s->used &= ~SEGMENT_FULL;
-        if (s->used == 0) heap_segment_empty(h, s);
-        else heap_partial_push(h, s);
-        return;
+        if (s->used != 0) {
+            heap_partial_push(h, s);
+            return;
+        }
+    } else {
+        heap_partial_remove(h, s);
     }
-    heap_partial_remove(h, s);
     heap_segment_empty(h, s);
+    /* The calling thread acting for its own heap holds no allocator lock
+     * (adoption and thread exit act for a heap that is not tls_heap). */
+    if (h == tls_heap) segment_purger_poll();
 }
 
 /* ---- Remote frees ---------------------------------------------------------------- */
@@ -290,6 +295,7 @@ static void heap_free_dead(heap_t *owner, segment_t *s, block_t *b) {
         heap_free_verified(owner, s, b);
     }
     pthread_mutex_unlock(&owner->lock);
+    segment_purger_poll();
 }
 
 /* Take remote frees and suspects, give back empty current segments and every
@@ -363,13 +369,13 @@ static heap_t *heap_new_locked(void) {
 static heap_t *heap_acquire(void) {
     if (tls_thread_done || pool_init() != 0) return NULL;
     pthread_mutex_lock(&pool.heaps_lock);
+    /* Prefer a dead heap that still owns segments: its memory is reused. */
     heap_t *h = NULL, *any_dead = NULL;
-    for (heap_t *d = pool.heaps; d; d = d->next_heap) {
+    for (heap_t *d = pool.heaps; d && !h; d = d->next_heap) {
         if (d->dead != HEAP_DEAD) continue;
-        if (d->segments_owned) {
-            h = d;
-            break;
-        }
+        pthread_mutex_lock(&d->lock); /* others may be freeing into it */
+        if (d->segments_owned) h = d;
+        pthread_mutex_unlock(&d->lock);
         if (!any_dead) any_dead = d;
     }
     if (!h) h = any_dead;

@@ -54,7 +54,8 @@ typedef struct pool_s {
     size_t regions_committed, regions_peak;
     uint64_t regions_purged;
     pthread_cond_t purge_cond;
-    _Atomic int purger_started;
+    _Atomic int purger_started;    /* 0 no, 1 running, 2 could not be started */
+    _Atomic int purger_wanted;     /* a region came free: start it at a safe point */
 
     /* Heaps (heap.c). */
     pthread_mutex_t heaps_lock;
@@ -84,7 +85,7 @@ SEGPOOL_INLINE int pool_ready(void) { return __atomic_load_n(&pool.small_max, __
 /* arena.c: regions are committed on first use and purged whole. */
 int arena_init(size_t size);         /* reserve; may shrink size on failure */
 int arena_commit_region(region_t *r);
-void arena_purge_region(region_t *r);
+int arena_purge_region(region_t *r);      /* 0, or -1: still resident */
 uint8_t *arena_region_start(const region_t *r);
 void arena_prefault(size_t bytes);
 
@@ -94,6 +95,11 @@ int segment_pool_init(void);
 segment_t *segment_request(unsigned count);
 void segment_recycle(segment_t *s, unsigned count);
 void segment_purge_expired(void);
+void segment_purger_start(void);
+/* Start the purger if a region came free; only where no allocator lock is held. */
+SEGPOOL_INLINE void segment_purger_poll(void) {
+    if (unlikely(atomic_load_explicit(&pool.purger_wanted, memory_order_relaxed))) segment_purger_start();
+}
 void segment_fork_child(void);
 
 SEGPOOL_INLINE size_t segment_index(const segment_t *s) { return (size_t)(s - pool.segments); }

@@ -97,17 +97,24 @@ static void segment_mark(region_t *r, size_t first, unsigned count, int free) {
 /* ---- Purging ----------------------------------------------------------------- */
 
 /* Give r (wholly free, on the empty list) back to the OS.  Drops and retakes
- * pool.lock around the system call. */
-static void segment_purge_locked(region_t *r) {
+ * pool.lock around the system call.  If the OS refuses, r stays committed
+ * and goes back on the empty list, to be tried again after another decay. */
+static int segment_purge_locked(region_t *r) {
     segment_region_remove_locked(r);
     r->state = REGION_PURGING;
-    pool.regions_committed--;
     pthread_mutex_unlock(&pool.lock);
-    arena_purge_region(r);
+    int rc = arena_purge_region(r);
     pthread_mutex_lock(&pool.lock);
+    if (rc != 0) {
+        r->state = REGION_COMMITTED;
+        segment_region_insert_locked(r); /* with a new timestamp */
+        return -1;
+    }
     r->state = REGION_PURGED;
+    pool.regions_committed--;
     segment_list_push(&pool.purged, r);
     pool.regions_purged++;
+    return 0;
 }
 
 /* Purge every region that has been wholly free for the decay time. */
@@ -116,7 +123,8 @@ static void segment_purge_expired_locked(void) {
     if (decay < 0) return;
     uint64_t now = os_now_ms();
     region_t *r;
-    while ((r = pool.empty_tail) != NULL && now - r->freed_at_ms >= (uint64_t)decay) segment_purge_locked(r);
+    while ((r = pool.empty_tail) != NULL && now - r->freed_at_ms >= (uint64_t)decay)
+        if (segment_purge_locked(r) != 0) break;
 }
 
 void segment_purge_expired(void) {
@@ -155,9 +163,12 @@ static void *segment_purger_main(void *arg) {
 }
 
 /* Start the purger once, with every signal blocked so that none of the
- * program's signals is delivered to it.  Called without any lock held:
- * pthread_create allocates.  If it fails, purging stays lazy. */
-static void segment_purger_start(void) {
+ * program's signals is delivered to it.  pthread_create allocates, so this
+ * runs only where the caller holds no allocator lock: segment_recycle just
+ * sets pool.purger_wanted, and segment_purger_poll, called at such points,
+ * starts it.  If it fails, purging stays lazy. */
+void segment_purger_start(void) {
+    atomic_store_explicit(&pool.purger_wanted, 0, memory_order_relaxed);
     int expected = 0;
     if (!atomic_compare_exchange_strong(&pool.purger_started, &expected, 1)) return;
     int saved = errno;
@@ -272,7 +283,6 @@ void segment_recycle(segment_t *s, unsigned count) {
     }
     size_t index = segment_index(s);
     region_t *r = &pool.regions[index / pool.region_segments];
-    int start_purger = 0;
     pthread_mutex_lock(&pool.lock);
     segment_region_remove_locked(r);
     segment_mark(r, index % pool.region_segments, count, 1);
@@ -282,13 +292,13 @@ void segment_recycle(segment_t *s, unsigned count) {
     if (r->free_count == pool.region_segments) {
         if (pool.config.decay_ms == 0) segment_purge_locked(r);
         else if (pool.config.decay_ms > 0) {
-            start_purger = atomic_load_explicit(&pool.purger_started, memory_order_relaxed) == 0;
+            if (atomic_load_explicit(&pool.purger_started, memory_order_relaxed) == 0)
+                atomic_store_explicit(&pool.purger_wanted, 1, memory_order_relaxed);
             pthread_cond_signal(&pool.purge_cond);
         }
     }
     segment_purge_expired_locked();
     pthread_mutex_unlock(&pool.lock);
-    if (start_purger) segment_purger_start();
 }
 
 /* In the child of fork: the locks were held by the forking thread, and the
@@ -302,10 +312,12 @@ void segment_fork_child(void) {
     pthread_cond_init(&pool.purge_cond, &attr);
     pthread_condattr_destroy(&attr);
     atomic_store(&pool.purger_started, 0);
+    atomic_store(&pool.purger_wanted, pool.empty_tail != NULL && pool.config.decay_ms > 0);
     for (size_t i = 0; i < pool.regions_fresh; i++) {
         region_t *r = &pool.regions[i];
         if (r->state == REGION_PURGING) {
             r->state = REGION_PURGED;
+            pool.regions_committed--;
             segment_list_push(&pool.purged, r);
         }
     }

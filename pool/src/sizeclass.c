@@ -50,9 +50,11 @@ unsigned sizeclass_init(size_t segment_size, unsigned max_slab) {
     for (size_t i = 0; i <= segment_size >> 4; i++) {
         while (sizeclass_table[cls].size < i * 16) cls++;
         sizeclass_map[i] = (uint8_t)cls;
-        if (i < HEAP_DIRECT_STEPS) {
-            if (sizeclass_table[cls].step_first > sizeclass_table[cls].step_last) sizeclass_table[cls].step_first = (uint16_t)i;
-            sizeclass_table[cls].step_last = (uint16_t)i;
+        /* direct[] step d holds sizes 16d+1 .. 16d+16, which map to step d+1 here */
+        if (i >= 1 && i <= HEAP_DIRECT_STEPS) {
+            uint16_t d = (uint16_t)(i - 1);
+            if (sizeclass_table[cls].step_first > sizeclass_table[cls].step_last) sizeclass_table[cls].step_first = d;
+            sizeclass_table[cls].step_last = d;
         }
     }
     return count;

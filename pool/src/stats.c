@@ -29,7 +29,7 @@ STATS_RACY static void stats_merge_heaps(segpool_stats_t *out, size_t *cached) {
     for (heap_t *h = pool.heaps; h; h = h->next_heap) {
         *cached += h->empty_count;
         out->remote_frees += h->remote_frees;
-        for (unsigned i = 0; i < HEAP_DIRECT_STEPS; i++) out->class_requests[sizeclass_map[i]] += h->direct_requests[i];
+        for (unsigned i = 0; i < HEAP_DIRECT_STEPS; i++) out->class_requests[sizeclass_map[i + 1]] += h->direct_requests[i];
         for (unsigned c = 0; c < sizeclass_count; c++) {
             out->class_requests[c] += h->requests[c];
             out->class_segments[c] += h->class_segments[c];

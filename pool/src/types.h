@@ -145,11 +145,11 @@ typedef struct region_s {
  * after them is touched only on slow paths.  current[c] and direct[i] are
  * never NULL: a heap starts with every entry at segment_empty, whose free list
  * is empty. */
-#define HEAP_DIRECT_MAX 1024                          /* sizes served through direct[] */
-#define HEAP_DIRECT_STEPS ((HEAP_DIRECT_MAX >> 4) + 1) // 65
+#define HEAP_DIRECT_MAX 1024                     /* sizes served through direct[] */
+#define HEAP_DIRECT_STEPS (HEAP_DIRECT_MAX >> 4) // 64
 
 struct heap_s {
-    /* direct[(size + 15) / 16] == current[class of size] for size <= 1 KiB:
+    /* direct[(size - 1) / 16] == current[class of size] for 1 <= size <= 1 KiB:
      * the fast path of small sizes needs no class map. */
     segment_t *direct[HEAP_DIRECT_STEPS];
     segment_t *current[SEGPOOL_MAX_CLASSES];
