@@ -315,7 +315,7 @@ logs=$out/logs
 rm -rf "$logs" "$out/phases"
 mkdir -p "$logs" "$out/phases"
 machine_description >"$out/machine.txt"
-echo "workload,allocator,rep,wall_s,user_s,sys_s,cpu_s,maxrss_kb,status,checksum,rss_idle_kb" >"$csv"
+echo "workload,allocator,rep,wall_s,user_s,sys_s,cpu_s,maxrss_kb,status,checksum,rss_idle_kb,walk_ns" >"$csv"
 
 runs=()  # "rep|workload|kind|args|allocator"
 for ((r = 1; r <= reps; r++)); do
@@ -374,8 +374,9 @@ for run in "${runs[@]}"; do
     status=$(sed -n 's/.*status=\([^ ]*\).*/\1/p' <<<"$m")
     sum=$(awk '/^checksum:/ { print $2 }' "$log.out" | tail -n1)
     idle=$(awk '/^rss_idle_kb:/ { print $2 }' "$log.out" | tail -n1)
+    walk=$(awk '/^walk_ns_per_step:/ { print $2 }' "$log.out" | tail -n1)
     cpu=$(awk -v u="$user" -v s="$sys" 'BEGIN { printf "%.6f", u + s }')
-    echo "$name,$a,$r,$wall,$user,$sys,$cpu,$rss,$status,${sum:-none},${idle:-}" >>"$csv"
+    echo "$name,$a,$r,$wall,$user,$sys,$cpu,$rss,$status,${sum:-none},${idle:-},${walk:-}" >>"$csv"
     flag=""
     if [ "$status" != 0 ] || [ -z "$sum" ]; then
         flag="  FAILED (status $status, see ${log#$out/}.err)"

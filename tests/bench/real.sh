@@ -136,7 +136,11 @@ redis)
         cli ping >/dev/null 2>&1 && break
         sleep 0.05
     done
-    cli ping >/dev/null
+    if ! cli ping >/dev/null 2>&1; then
+        echo "real.sh: redis-server did not start or died; its log:" >&2
+        tail -n 40 "$work/redis.log" >&2 || true
+        exit 1
+    fi
     redis-benchmark -h 127.0.0.1 -p "$port" -n "$n" -r 100000 -d 256 -c 16 -P 8 \
         -t set,get,lpush,lpop,sadd,hset,zadd -q >"$work/redis-bench.txt" 2>&1
     cat "$work/redis-bench.txt" | tr '\r' '\n' | grep -E 'requests per second' | sed 's/^/# /' || true

@@ -132,8 +132,10 @@ def bench(raw, machine, outdir):
     summary = {}
     if REF in allocs:
         p("## Summary: geometric means of the ratios to jemalloc\n")
-        p("Over the %d workloads every allocator ran (%s excluded).\n" % (
-            len(mean_w), ", ".join(sorted(NOT_IN_MEANS & set(workloads))) or "none"))
+        left = [w for w in workloads if w not in mean_w]
+        p("Over the %d workloads every allocator completed (left out: %s). Wall time on a shared "
+          "2-core machine is noisy (see the min–max ranges below); CPU time is steadier.\n" % (
+            len(mean_w), ", ".join(left) or "none"))
         p("| allocator | wall time | CPU time | peak RSS | worst wall ratio |")
         p("| --- | ---: | ---: | ---: | --- |")
         for a in allocs:
@@ -186,6 +188,18 @@ def bench(raw, machine, outdir):
             xs = [float(r["rss_idle_kb"]) for r in runs.get(("phases", a), []) if r["rss_idle_kb"]]
             if xs:
                 p("| %s | %s | %s–%s |" % (a, fmt_mib(median(xs)), fmt_mib(min(xs)), fmt_mib(max(xs))))
+        p("")
+
+    if "tlb" in workloads:
+        p("## TLB walk alone (tlb)\n")
+        p("Nanoseconds per step of the random walk over the 64-byte nodes, timed inside the program "
+          "(allocation and linking excluded): what huge pages buy shows here.\n")
+        p("| allocator | ns per step (median) | min–max |")
+        p("| --- | ---: | --- |")
+        for a in allocs:
+            xs = [float(r["walk_ns"]) for r in runs.get(("tlb", a), []) if r.get("walk_ns")]
+            if xs:
+                p("| %s | %.1f | %.1f–%.1f |" % (a, median(xs), min(xs), max(xs)))
         p("")
 
     if "flink-segpool" in workloads:
