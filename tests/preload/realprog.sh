@@ -199,9 +199,9 @@ wl_git() {
     export GIT_COMMITTER_NAME=segshim GIT_COMMITTER_EMAIL=segshim@example.org
     export GIT_AUTHOR_DATE="2024-01-01T00:00:00Z" GIT_COMMITTER_DATE="2024-01-01T00:00:00Z"
     local d f rc=0
-    for d in $(seq 0 19); do
+    for d in $(seq 0 9); do
         mkdir -p "$repo/dir$d"
-        for f in $(seq 0 99); do
+        for f in $(seq 0 49); do
             printf 'file %d/%d\n%s\n' "$d" "$f" "$(seq -s ' ' 1 $((f * 3 + d)))" >"$repo/dir$d/f$f.txt"
         done
     done
@@ -209,13 +209,13 @@ wl_git() {
         cd "$repo" || exit 1
         run git init -q -b main . || echo "init failed $?"
         run git add -A || echo "add failed $?"
-        run git commit -q -m "initial: 2000 files" || echo "commit failed $?"
+        run git commit -q -m "initial: 500 files" || echo "commit failed $?"
         local c
-        for c in $(seq 1 12); do
+        for c in $(seq 1 8); do
             for f in $(seq 0 40); do
-                echo "change $c $f" >>"dir$((c % 20))/f$f.txt"
+                echo "change $c $f" >>"dir$((c % 10))/f$f.txt"
             done
-            echo "new $c" >"dir$((c % 20))/new$c.txt"
+            echo "new $c" >"dir$((c % 10))/new$c.txt"
             run git add -A || echo "add $c failed $?"
             run git commit -q -m "change $c" || echo "commit $c failed $?"
         done
@@ -278,7 +278,7 @@ wl_gcc() {
         echo '#include <stdio.h>'
         echo '#include <string.h>'
         echo 'struct rec { int id; double w; char name[24]; };'
-        for i in $(seq 0 199); do
+        for i in $(seq 0 119); do
             cat <<EOF
 static int f$i(int x) {
     struct rec r[8]; int s = 0;
@@ -289,7 +289,7 @@ static int f$i(int x) {
 EOF
         done
         echo 'int main(void) { long t = 0;'
-        for i in $(seq 0 199); do echo "    t += f$i($i * 3);"; done
+        for i in $(seq 0 119); do echo "    t += f$i($i * 3);"; done
         echo '    printf("%ld\n", t); return 0; }'
     } >"$src"
     local rc=0
