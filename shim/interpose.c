@@ -34,8 +34,9 @@ SHIM_EXPORT void *malloc(size_t size) {
 }
 
 SHIM_EXPORT void free(void *ptr) {
-    if (likely(alloc_owns(ptr))) {
-        alloc_free(ptr);
+    uintptr_t off = (uintptr_t)ptr - pool.base;
+    if (likely(off < pool.size)) {
+        alloc_free_at(ptr, off);
         return;
     }
     fallback_free(ptr);

@@ -33,6 +33,15 @@ SEGPOOL_INLINE int alloc_is_end(const block_t *b) { return ((uintptr_t)b & ALLOC
 /* The end marker of a list whose blocks are near b. */
 SEGPOOL_INLINE block_t *alloc_end_near(const void *b) { return (block_t *)((uintptr_t)b | ALLOC_END_TAG); }
 
+/* This thread's identity as segment_t.owner holds it: one load of %fs:0. */
+SEGPOOL_INLINE uintptr_t alloc_thread_id(void) { return (uintptr_t)__builtin_thread_pointer(); }
+
+/* segment_t.owner is read by every thread's free and written by the owning
+ * thread (or for a dead heap): relaxed atomics, plain moves on x86-64.  No
+ * reader can mistake it: it is either its own thread pointer or not. */
+SEGPOOL_INLINE uintptr_t alloc_owner(const segment_t *s) { return __atomic_load_n(&s->owner, __ATOMIC_RELAXED); }
+SEGPOOL_INLINE void alloc_set_owner(segment_t *s, uintptr_t tp) { __atomic_store_n(&s->owner, tp, __ATOMIC_RELAXED); }
+
 /* Nonzero when p is inside the arena. */
 SEGPOOL_INLINE int alloc_owns(const void *p) { return (uintptr_t)p - pool.base < pool.size; }
 
@@ -41,12 +50,16 @@ SEGPOOL_INLINE segment_t *alloc_segment_at(const void *p) {
     return &pool.segments[((uintptr_t)p - pool.base) >> pool.segment_shift];
 }
 
-/* p (inside s) is the start of a block: (p - start) % block_size == 0.
- * With M = div_magic, n % d == 0 <=> n * M mod 2^64 < M for n, d < 2^32
- * (Lemire, Kaser, Kurz), and (p - start) * M == p * M - start * M modulo 2^64,
- * so with div_base = start * M this is a multiply, a subtract, a compare. */
+/* The block at arena offset off (inside s) is the start of a block:
+ * (off - start) % block_size == 0, start being s's arena offset.  With
+ * M = div_magic, n % d == 0 <=> n * M mod 2^64 < M for n, d < 2^32 (Lemire,
+ * Kaser, Kurz), and (off - start) * M == off * M - start * M modulo 2^64, so
+ * with div_base = start * M this is a multiply, a subtract, a compare. */
+SEGPOOL_INLINE int alloc_is_block_start_at(const segment_t *s, uintptr_t off) {
+    return off * s->div_magic - s->div_base < s->div_magic;
+}
 SEGPOOL_INLINE int alloc_is_block_start(const segment_t *s, const void *p) {
-    return (uintptr_t)p * s->div_magic - s->div_base < s->div_magic;
+    return alloc_is_block_start_at(s, (uintptr_t)p - pool.base);
 }
 
 /* b carries the free tag: it is (almost surely) free already. */
@@ -55,9 +68,10 @@ SEGPOOL_INLINE int alloc_looks_free(const block_t *b) { return b->free_tag == AL
 /* Take the head of s's free list (not empty) for heap h. */
 SEGPOOL_INLINE block_t *alloc_take(segment_t *s) {
     block_t *b = s->free;
+    s->used++;
+    s->allocs++;
     s->free = b->next;
     b->free_tag = 0;
-    s->used++;
     return b;
 }
 
@@ -65,7 +79,6 @@ SEGPOOL_INLINE block_t *alloc_take(segment_t *s) {
 SEGPOOL_INLINE void *alloc_pop(heap_t *h, unsigned c) {
     segment_t *s = h->current[c];
     if (unlikely(alloc_is_end(s->free))) return NULL;
-    h->requests[c]++;
     return alloc_take(s);
 }
 
@@ -75,7 +88,6 @@ SEGPOOL_INLINE void *alloc_pop(heap_t *h, unsigned c) {
 SEGPOOL_INLINE void *alloc_pop_direct(heap_t *h, size_t step) {
     segment_t *s = h->direct[step];
     if (unlikely(alloc_is_end(s->free))) return NULL;
-    h->direct_requests[step]++;
     return alloc_take(s);
 }
 
@@ -102,35 +114,38 @@ SEGPOOL_INLINE int alloc_release_one(segment_t *s) {
 #endif
 }
 
-/* Push b on s's free list; s belongs to h and the caller acts for h.  The
- * current segment carries SEGMENT_CURRENT in used, so only a segment that is
- * not current reaches 0, and a full one is negative: one test for both. */
-SEGPOOL_INLINE void alloc_free_local(heap_t *h, segment_t *s, block_t *b) {
+/* Push b on s's free list; the caller acts for s's heap.  The current
+ * segment carries SEGMENT_CURRENT in used, so only a segment that is not
+ * current reaches 0, and a full one is negative: one test for both. */
+SEGPOOL_INLINE void alloc_free_local(segment_t *s, block_t *b) {
     b->next = s->free;
     b->free_tag = ALLOC_FREE_TAG;
     s->free = b;
-    if (unlikely(alloc_release_one(s))) heap_free_slow(h, s);
+    if (unlikely(alloc_release_one(s))) heap_free_slow(s);
 }
 
-/* Free p, which lies inside the arena. */
-SEGPOOL_INLINE void alloc_free(void *p) {
-    segment_t *s = alloc_segment_at(p);
-    heap_t *h = tls_heap;
+/* Free p, at arena offset off (< pool.size). */
+SEGPOOL_INLINE void alloc_free_at(void *p, uintptr_t off) {
+    segment_t *s = &pool.segments[off >> pool.segment_shift];
+    uintptr_t me = alloc_thread_id();
     block_t *b = (block_t *)p;
-    if (unlikely(s->heap != h)) {
+    if (unlikely(alloc_owner(s) != me)) {
         /* A block of a slab that starts past its first segment, or a remote free. */
         segment_t *head = s - s->slab_offset;
-        if (s->slab_offset == 0 || head->heap != h) {
-            heap_free_remote(s, b);
+        if (s->slab_offset == 0 || alloc_owner(head) != me) {
+            heap_free_remote(b, s);
             return;
         }
         s = head;
     }
-    if (unlikely(!alloc_is_block_start(s, p) || alloc_looks_free(b))) {
-        heap_free_checked(h, s, b);
+    if (unlikely(!alloc_is_block_start_at(s, off) || alloc_looks_free(b))) {
+        heap_free_checked(b, s);
         return;
     }
-    alloc_free_local(h, s, b);
+    alloc_free_local(s, b);
 }
+
+/* Free p, which lies inside the arena. */
+SEGPOOL_INLINE void alloc_free(void *p) { alloc_free_at(p, (uintptr_t)p - pool.base); }
 
 #endif /* SEGPOOL_ALLOC_H */

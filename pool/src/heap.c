@@ -39,32 +39,46 @@ static SEGPOOL_TLS int tls_thread_done;
 
 /* ---- Lists (the heap's own thread, or its lock holder) --------------------------- */
 
-static void heap_partial_push(heap_t *h, segment_t *s) {
-    segment_t **head = &h->partial[s->class_index];
-    s->prev = NULL;
-    s->next = *head;
-    if (*head) (*head)->prev = s;
+SEGPOOL_INLINE segment_link_t *heap_link(const segment_t *s) { return &pool.links[segment_index(s)]; }
+
+/* Doubly linked lists through pool.links: partial[c] and full. */
+static void heap_list_push(segment_t **head, segment_t *s) {
+    segment_link_t *l = heap_link(s);
+    l->prev = NULL;
+    l->next = *head;
+    if (*head) heap_link(*head)->prev = s;
     *head = s;
 }
 
-static void heap_partial_remove(heap_t *h, segment_t *s) {
-    if (s->prev) s->prev->next = s->next;
-    else h->partial[s->class_index] = s->next;
-    if (s->next) s->next->prev = s->prev;
-    s->next = s->prev = NULL;
+static void heap_list_remove(segment_t **head, segment_t *s) {
+    segment_link_t *l = heap_link(s);
+    if (l->prev) heap_link(l->prev)->next = l->next;
+    else *head = l->next;
+    if (l->next) heap_link(l->next)->prev = l->prev;
+    l->next = l->prev = NULL;
 }
+
+static void heap_partial_push(heap_t *h, segment_t *s) { heap_list_push(&h->partial[s->class_index], s); }
+static void heap_partial_remove(heap_t *h, segment_t *s) { heap_list_remove(&h->partial[s->class_index], s); }
 
 static segment_t *heap_empty_pop(heap_t *h, unsigned c) {
     segment_t *s = h->empty[c];
     if (s) {
-        h->empty[c] = s->next;
+        h->empty[c] = heap_link(s)->next;
         h->empty_count -= s->slab_count;
-        s->next = NULL;
+        heap_link(s)->next = NULL;
     }
     return s;
 }
 
 /* ---- Segments in and out of a heap ----------------------------------------------- */
+
+/* s leaves its class: its allocation count goes to the heap's. */
+static void heap_segment_unclass(heap_t *h, segment_t *s) {
+    h->requests[s->class_index] += s->allocs;
+    h->class_segments[s->class_index]--;
+    s->allocs = 0;
+}
 
 /* Format s (count segments) for class c, owned by h. */
 static void heap_segment_format(heap_t *h, segment_t *s, unsigned c) {
@@ -74,6 +88,7 @@ static void heap_segment_format(heap_t *h, segment_t *s, unsigned c) {
         s[i].kind = SEGMENT_SLAB_TAIL;
         s[i].slab_offset = (uint16_t)i;
         s[i].heap = NULL;
+        alloc_set_owner(&s[i], 0);
     }
     /* Thread the free list through the blocks in address order. */
     block_t *link = alloc_end_near(start);
@@ -86,13 +101,15 @@ static void heap_segment_format(heap_t *h, segment_t *s, unsigned c) {
     s->used = 0;
     s->block_size = cls->size;
     s->div_magic = cls->div_magic;
-    s->div_base = (uintptr_t)start * cls->div_magic;
+    s->div_base = ((uintptr_t)start - pool.base) * cls->div_magic;
+    s->allocs = 0;
     s->slab_offset = 0;
     s->slab_count = (uint8_t)cls->slab;
     s->class_index = (uint8_t)c;
-    s->next = s->prev = NULL;
     s->kind = SEGMENT_BLOCKS;
     s->heap = h;
+    alloc_set_owner(s, h->owner_tp);
+    h->class_segments[c]++;
 }
 
 /* A fresh segment for class c: an empty one of another class reformatted,
@@ -104,7 +121,7 @@ static segment_t *heap_segment_new(heap_t *h, unsigned c) {
         for (unsigned other = 0; other < sizeclass_count && !s; other++)
             if (h->empty[other] && sizeclass_table[other].slab == slab) {
                 s = heap_empty_pop(h, other);
-                h->class_segments[other]--;
+                heap_segment_unclass(h, s);
             }
     }
     if (!s) {
@@ -113,20 +130,19 @@ static segment_t *heap_segment_new(heap_t *h, unsigned c) {
         h->segments_owned += slab;
     }
     heap_segment_format(h, s, c);
-    h->class_segments[c]++;
     return s;
 }
 
 /* s has no live block and is on no list: keep it formatted, or give it back. */
 static void heap_segment_empty(heap_t *h, segment_t *s) {
     if (h->empty_count + s->slab_count <= h->cache_limit) {
-        s->next = h->empty[s->class_index];
+        heap_link(s)->next = h->empty[s->class_index];
         h->empty[s->class_index] = s;
         h->empty_count += s->slab_count;
         return;
     }
     h->segments_owned -= s->slab_count;
-    h->class_segments[s->class_index]--;
+    heap_segment_unclass(h, s);
     segment_recycle(s, s->slab_count);
 }
 
@@ -159,15 +175,22 @@ static void heap_uninstall(heap_t *h, unsigned c) {
     if (s == &segment_empty) return;
     heap_set_current(h, c, &segment_empty);
     s->used -= SEGMENT_CURRENT;
-    if (alloc_is_end(s->free)) s->used |= SEGMENT_FULL;
-    else if (s->used == 0) heap_segment_empty(h, s);
-    else heap_partial_push(h, s);
+    if (alloc_is_end(s->free)) {
+        s->used |= SEGMENT_FULL;
+        heap_list_push(&h->full, s);
+    } else if (s->used == 0) {
+        heap_segment_empty(h, s);
+    } else {
+        heap_partial_push(h, s);
+    }
 }
 
 /* The free of a block emptied s (not current), or s was full. */
-void heap_free_slow(heap_t *h, segment_t *s) {
+void heap_free_slow(segment_t *s) {
+    heap_t *h = s->heap;
     if (s->used & SEGMENT_FULL) {
         s->used &= ~SEGMENT_FULL;
+        heap_list_remove(&h->full, s);
         if (s->used != 0) {
             heap_partial_push(h, s);
             return;
@@ -189,7 +212,7 @@ static void heap_free_list(heap_t *h, uintptr_t list) {
     if (!b) return;
     for (;;) {
         block_t *next = b->next;
-        alloc_free_local(h, segment_of(b), b);
+        alloc_free_local(segment_of(b), b);
         h->remote_received++;
         if (alloc_is_end(next)) return;
         b = next;
@@ -214,10 +237,10 @@ static void heap_free_verified(heap_t *h, segment_t *s, block_t *b) {
             if (limit-- == 0 || !alloc_owns(f)) alloc_report("free(): corrupted free list", b);
         }
     }
-    alloc_free_local(h, s, b);
+    alloc_free_local(s, b);
 }
 
-void heap_free_checked(heap_t *h, segment_t *s, block_t *b) { heap_free_verified(h, s, b); }
+void heap_free_checked(block_t *b, segment_t *s) { heap_free_verified(s->heap, s, b); }
 
 /* Check the blocks other threads parked as suspects (h's thread or lock). */
 static SEGPOOL_NOINLINE void heap_check_suspects(heap_t *h) {
@@ -235,14 +258,8 @@ static void heap_free_dead(heap_t *owner, segment_t *s, block_t *b);
 
 /* b lies in a segment this thread does not own, a slab tail, or no block
  * segment at all. */
-void heap_free_remote(segment_t *s, block_t *b) {
-    if (s->kind == SEGMENT_SLAB_TAIL) {
-        s -= s->slab_offset;
-        if (s->heap == tls_heap) {
-            heap_free_checked(s->heap, s, b);
-            return;
-        }
-    }
+void heap_free_remote(block_t *b, segment_t *s) {
+    if (s->kind == SEGMENT_SLAB_TAIL) s -= s->slab_offset;
     if (s->kind != SEGMENT_BLOCKS) alloc_report("free(): invalid pointer (not an allocated block)", b);
     if (!alloc_is_block_start(s, b)) alloc_report("free(): invalid pointer (inside a block)", b);
     heap_t *owner = s->heap;
@@ -286,7 +303,7 @@ static void heap_free_dead(heap_t *owner, segment_t *s, block_t *b) {
     if (!(word & HEAP_REMOTE_DEAD)) {
         /* Adopted meanwhile: it is a live heap again. */
         pthread_mutex_unlock(&owner->lock);
-        heap_free_remote(s, b);
+        heap_free_remote(b, s);
         return;
     }
     if (owner->dead != HEAP_ORPHAN) {
@@ -336,7 +353,6 @@ void *heap_alloc_slow(heap_t *h, unsigned c) {
     if (unlikely(__atomic_load_n(&h->suspect_count, __ATOMIC_RELAXED) != 0)) heap_check_suspects(h);
     segment_t *s = h->current[c];
     if (alloc_is_end(s->free) && (s = heap_next_segment(h, c)) == NULL) return NULL;
-    h->requests[c]++;
     return alloc_take(s);
 }
 
@@ -365,6 +381,17 @@ static heap_t *heap_new_locked(void) {
     return h;
 }
 
+/* Every segment h owns gets owner tp (h's lists must be whole). */
+static void heap_set_owner(heap_t *h, uintptr_t tp) {
+    h->owner_tp = tp;
+    for (unsigned c = 0; c < sizeclass_count; c++) {
+        if (h->current[c] != &segment_empty) alloc_set_owner(h->current[c], tp);
+        for (segment_t *s = h->partial[c]; s; s = heap_link(s)->next) alloc_set_owner(s, tp);
+        for (segment_t *s = h->empty[c]; s; s = heap_link(s)->next) alloc_set_owner(s, tp);
+    }
+    for (segment_t *s = h->full; s; s = heap_link(s)->next) alloc_set_owner(s, tp);
+}
+
 /* A heap for the calling thread: a dead one adopted, else a new one. */
 static heap_t *heap_acquire(void) {
     if (tls_thread_done || pool_init() != 0) return NULL;
@@ -381,12 +408,15 @@ static heap_t *heap_acquire(void) {
     if (!h) h = any_dead;
     if (h) {
         pthread_mutex_lock(&h->lock);
-        uintptr_t word = atomic_exchange(&h->remote, 0);
+        uintptr_t word = atomic_exchange(&h->remote, HEAP_REMOTE_DEAD);
         heap_free_list(h, word & ~HEAP_REMOTE_DEAD);
+        heap_set_owner(h, alloc_thread_id());
         h->dead = HEAP_LIVE;
+        atomic_store(&h->remote, 0);
         pthread_mutex_unlock(&h->lock);
     } else {
         h = heap_new_locked();
+        if (h) h->owner_tp = alloc_thread_id();
     }
     if (h) {
         h->cache_limit = (uint32_t)pool.config.tcache;
@@ -412,6 +442,7 @@ static void heap_abandon_locked(heap_t *h) {
     for (uint32_t i = 0; i < n; i++) heap_free_verified(h, segment_of(h->suspects[i]), h->suspects[i]);
     for (unsigned c = 0; c < sizeclass_count; c++) heap_uninstall(h, c);
     heap_empty_flush(h);
+    heap_set_owner(h, 0); /* before the thread pointer can be reused */
 }
 
 static void heap_thread_done(void *arg) {
@@ -468,7 +499,7 @@ void heap_fork_child(void) {
     segment_fork_child();
     pthread_mutex_init(&pool.heaps_lock, NULL);
     heap_t *self = tls_heap;
-    unsigned live = 0;
+    unsigned live = 0, orphans = 0;
     for (heap_t *h = pool.heaps; h; h = h->next_heap) {
         pthread_mutex_init(&h->lock, NULL);
         if (h == self) {
@@ -476,7 +507,19 @@ void heap_fork_child(void) {
         } else if (h->dead == HEAP_LIVE) {
             atomic_store(&h->remote, HEAP_REMOTE_DEAD);
             h->dead = HEAP_ORPHAN;
+            h->owner_tp = 0;
+            orphans++;
         }
     }
     pool.heaps_live = live;
+    /* A thread the child starts may get the thread pointer of a parent thread
+     * that is gone here: no segment may still name one.  The side table is
+     * walked, not the orphans' lists, which may have been caught mid-update. */
+    if (orphans) {
+        size_t end = pool.regions_fresh * pool.region_segments;
+        for (size_t i = 0; i < end; i++) {
+            segment_t *s = &pool.segments[i];
+            if (s->owner && s->heap && s->heap->dead == HEAP_ORPHAN) alloc_set_owner(s, 0);
+        }
+    }
 }

@@ -71,20 +71,23 @@ SEGPOOL_API void segpool_segment_recycle(void *segment) {
 
 /* ---- Local pools ------------------------------------------------------------------- */
 
+static segment_link_t *local_link(const segment_t *s) { return &pool.links[segment_index(s)]; }
+
 static void local_out_push(segpool_local_t *lp, void *segment) {
     segment_t *s = local_check(segment, lp, "local pool: segment of another pool");
-    s->prev = NULL;
-    s->next = lp->out_list;
-    if (lp->out_list) lp->out_list->prev = s;
+    local_link(s)->prev = NULL;
+    local_link(s)->next = lp->out_list;
+    if (lp->out_list) local_link(lp->out_list)->prev = s;
     lp->out_list = s;
     lp->out++;
 }
 
 static void local_out_remove(segpool_local_t *lp, segment_t *s) {
-    if (s->prev) s->prev->next = s->next;
-    else lp->out_list = s->next;
-    if (s->next) s->next->prev = s->prev;
-    s->next = s->prev = NULL;
+    segment_link_t *l = local_link(s);
+    if (l->prev) local_link(l->prev)->next = l->next;
+    else lp->out_list = l->next;
+    if (l->next) local_link(l->next)->prev = l->prev;
+    l->next = l->prev = NULL;
     lp->out--;
 }
 
@@ -196,7 +199,7 @@ SEGPOOL_API void *segpool_local_request_timeout(segpool_local_t *lp, long timeou
 SEGPOOL_API void segpool_local_recycle(segpool_local_t *lp, void *segment) {
     pthread_mutex_lock(&lp->lock);
     segment_t *s = local_check(segment, lp, "segpool_local_recycle(): segment not handed out by this pool");
-    if (s->next == NULL && s->prev == NULL && lp->out_list != s)
+    if (local_link(s)->next == NULL && local_link(s)->prev == NULL && lp->out_list != s)
         alloc_report("segpool_local_recycle(): segment recycled twice", segment);
     local_out_remove(lp, s);
     if (lp->waiters == 0 && lp->owned > lp->min) {

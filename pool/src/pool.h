@@ -28,6 +28,7 @@ typedef struct pool_s {
     size_t size;              /* arena bytes; 0 until ready, so nothing is owned */
     size_t small_max;         /* largest request served: the segment size; 0 until ready */
     segment_t *segments;      /* side table, one entry per segment */
+    segment_link_t *links;    /* list links, one per segment (slow paths) */
     unsigned segment_shift;
     size_t segment_size;
     size_t capacity;          /* segments */
@@ -114,9 +115,9 @@ SEGPOOL_INLINE segment_t *segment_of(const void *p) {
 
 /* heap.c */
 void *heap_alloc_slow(heap_t *h, unsigned cls);
-void heap_free_slow(heap_t *h, segment_t *s);
-void heap_free_remote(segment_t *s, block_t *b);
-void heap_free_checked(heap_t *h, segment_t *s, block_t *b);
+void heap_free_slow(segment_t *s);
+void heap_free_remote(block_t *b, segment_t *s);
+void heap_free_checked(block_t *b, segment_t *s);
 void heap_collect(heap_t *h);
 void heap_note_fallback(segpool_fallback_t why, size_t size);
 void heap_fork_prepare(void);

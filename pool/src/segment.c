@@ -197,8 +197,9 @@ void segment_purger_start(void) {
 int segment_pool_init(void) {
     pool.capacity = pool.region_count * pool.region_segments;
     pool.segments = os_alloc_meta(pool.capacity * sizeof(segment_t));
+    pool.links = os_alloc_meta(pool.capacity * sizeof(segment_link_t));
     pool.regions = os_alloc_meta(pool.region_count * sizeof(region_t));
-    if (!pool.segments || !pool.regions) return -1;
+    if (!pool.segments || !pool.links || !pool.regions) return -1;
     pthread_mutex_init(&pool.lock, NULL);
     pthread_condattr_t attr;
     pthread_condattr_init(&attr);
@@ -279,7 +280,8 @@ void segment_recycle(segment_t *s, unsigned count) {
         s[i].slab_count = 0;
         s[i].free = NULL;
         s[i].used = 0;
-        s[i].next = s[i].prev = NULL;
+        __atomic_store_n(&s[i].owner, 0, __ATOMIC_RELAXED);
+        s[i].allocs = 0;
     }
     size_t index = segment_index(s);
     region_t *r = &pool.regions[index / pool.region_segments];

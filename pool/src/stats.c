@@ -29,7 +29,6 @@ STATS_RACY static void stats_merge_heaps(segpool_stats_t *out, size_t *cached) {
     for (heap_t *h = pool.heaps; h; h = h->next_heap) {
         *cached += h->empty_count;
         out->remote_frees += h->remote_frees;
-        for (unsigned i = 0; i < HEAP_DIRECT_STEPS; i++) out->class_requests[sizeclass_map[i + 1]] += h->direct_requests[i];
         for (unsigned c = 0; c < sizeclass_count; c++) {
             out->class_requests[c] += h->requests[c];
             out->class_segments[c] += h->class_segments[c];
@@ -45,13 +44,15 @@ STATS_RACY static void stats_merge_heaps(segpool_stats_t *out, size_t *cached) {
     pthread_mutex_unlock(&pool.heaps_lock);
 }
 
-/* Blocks live now: the used counts of every block segment. */
-STATS_RACY static uint64_t stats_live_blocks(void) {
+/* Blocks live now, and the allocations of segments still in their class. */
+STATS_RACY static uint64_t stats_walk_segments(segpool_stats_t *out) {
     uint64_t live = 0;
     size_t end = pool.regions_fresh * pool.region_segments;
     for (size_t i = 0; i < end; i++) {
         const segment_t *s = &pool.segments[i];
-        if (s->kind == SEGMENT_BLOCKS) live += s->used & SEGMENT_LIVE_MASK;
+        if (s->kind != SEGMENT_BLOCKS) continue;
+        live += s->used & SEGMENT_LIVE_MASK;
+        out->class_requests[s->class_index] += s->allocs;
     }
     return live;
 }
@@ -77,6 +78,7 @@ SEGPOOL_API void segpool_stats_get(segpool_stats_t *out) {
 
     size_t cached = 0;
     stats_merge_heaps(out, &cached);
+    uint64_t live = stats_walk_segments(out);
     for (unsigned c = 0; c < sizeclass_count; c++) out->pool_requests += out->class_requests[c];
 
     pthread_mutex_lock(&pool.lock);
@@ -91,7 +93,6 @@ SEGPOOL_API void segpool_stats_get(segpool_stats_t *out) {
     out->segments_cached = cached < handed_out ? cached : handed_out;
     out->segments_in_use = handed_out - out->segments_cached;
     out->segments_free = pool.capacity - handed_out;
-    uint64_t live = stats_live_blocks();
     out->pool_frees = out->pool_requests > live ? out->pool_requests - live : 0;
     os_smaps_range((void *)pool.base, pool.size, &out->arena_rss, &out->arena_huge);
 }

@@ -100,20 +100,24 @@ typedef enum segment_kind_e {
  *   or SEGMENT_FULL (no free block, on no list);
  *   every block lies in the segment (the slab), at a multiple of block_size
  *   from its start, which is what alloc_is_block_start tests.
- * heap is NULL for every other kind and for slab tails, so a free of a
- * pointer into them leaves the fast path and is checked. */
+ * heap is NULL and owner 0 for every other kind and for slab tails, so a free
+ * of a pointer into them leaves the fast path and is checked.  owner is the
+ * owning thread's thread pointer (%fs:0 on x86-64): free compares it with its
+ * own in one instruction, where loading the heap from TLS takes two.  It is
+ * cleared when the heap's thread exits (before a new thread can be given the
+ * same thread pointer) and set again when a thread adopts the heap. */
 typedef struct segment_s {
-    block_t *free;            /* decoded head of the free list */
-    uint32_t used;            /* live blocks | SEGMENT_FULL */
+    block_t *free;            /* head of the free list */
+    uint32_t used;            /* live blocks | SEGMENT_FULL | SEGMENT_CURRENT */
     uint32_t block_size;      /* class size in bytes */
-    heap_t *heap;             /* owner while kind == SEGMENT_BLOCKS */
+    uintptr_t owner;          /* thread pointer of the owning heap's thread; 0 if none */
     uint64_t div_magic;       /* UINT64_MAX / block_size + 1 */
     union {
-        uint64_t div_base;             /* SEGMENT_BLOCKS: start address * div_magic */
+        uint64_t div_base;             /* SEGMENT_BLOCKS: (start - arena base) * div_magic */
         struct segpool_local_s *local; /* SEGMENT_USER: the local pool it came from, or NULL */
     };
-    struct segment_s *next;   /* heap partial or empty list */
-    struct segment_s *prev;
+    uint64_t allocs;          /* blocks handed out since it was formatted (statistics) */
+    heap_t *heap;             /* owner while kind == SEGMENT_BLOCKS */
     uint16_t slab_offset;     /* entries back to the slab head (0 for a head) */
     uint8_t slab_count;       /* segments in the slab (head only) */
     uint8_t class_index;
@@ -122,6 +126,12 @@ typedef struct segment_s {
 } segment_t;
 
 _Static_assert(sizeof(segment_t) == 64, "segment metadata is one cache line");
+
+/* List links of a segment, in their own side table (pool.links, same index):
+ * only slow paths walk lists, so they stay out of the fast path's line. */
+typedef struct segment_link_s {
+    segment_t *next, *prev;
+} segment_link_t;
 
 /* A 2 MiB region of the arena. */
 typedef enum region_state_e {
@@ -141,7 +151,7 @@ typedef struct region_s {
     uint64_t freed_at_ms;         /* when it became wholly free (empty list) */
 } region_t;
 
-/* Per-thread heap.  The first four arrays are the fast path's; everything
+/* Per-thread heap.  The first two arrays are the fast path's; everything
  * after them is touched only on slow paths.  current[c] and direct[i] are
  * never NULL: a heap starts with every entry at segment_empty, whose free list
  * is empty. */
@@ -153,8 +163,9 @@ struct heap_s {
      * the fast path of small sizes needs no class map. */
     segment_t *direct[HEAP_DIRECT_STEPS];
     segment_t *current[SEGPOOL_MAX_CLASSES];
-    uint64_t direct_requests[HEAP_DIRECT_STEPS]; /* blocks handed out, per 16-byte step */
-    uint64_t requests[SEGPOOL_MAX_CLASSES];      /* and per class above 1 KiB */
+    uintptr_t owner_tp;                      /* thread pointer of its thread; 0 when dead */
+    uint64_t requests[SEGPOOL_MAX_CLASSES];  /* allocs of segments no longer in the class */
+    segment_t *full;                         /* segments with no free block */
 
     segment_t *partial[SEGPOOL_MAX_CLASSES]; /* some blocks free, some live (doubly linked) */
     segment_t *empty[SEGPOOL_MAX_CLASSES];   /* no live block, still formatted (stack) */
