@@ -53,6 +53,12 @@ say "ctest (build/test)"
 
 [ $fast = 1 ] && { say "done (fast)"; exit 0; }
 
+# ---- 2b. the benchmarks, as a smoke test ------------------------------------------
+if [ -x scripts/bench.sh ]; then
+  say "benchmark smoke test (scripts/bench.sh --quick)"
+  bash scripts/bench.sh --quick --no-install
+fi
+
 # ---- 3. sanitizers on the pool's own tests -----------------------------------
 for san in thread address,undefined; do
   dir=build/san-${san//,/-}

@@ -99,6 +99,25 @@ int pool_init(void) {
     return state == POOL_READY ? 0 : -1;
 }
 
+/* SEGSHIM_STATS's path with each "%p" replaced by the process id, so that
+ * every process of a program that forks can write its own file. */
+static void pool_stats_path(char *out, size_t len) {
+    const char *in = pool.config.stats_path;
+    size_t n = 0;
+    for (; *in && n + 21 < len; in++) {
+        if (in[0] == '%' && in[1] == 'p') {
+            char digits[20];
+            int d = 0;
+            for (unsigned long pid = (unsigned long)getpid(); pid || d == 0; pid /= 10) digits[d++] = (char)('0' + pid % 10);
+            while (d) out[n++] = digits[--d];
+            in++;
+        } else {
+            out[n++] = *in;
+        }
+    }
+    out[n] = '\0';
+}
+
 /* SEGSHIM_STATS: 1 prints a table on stderr at exit, a path gets JSON. */
 __attribute__((destructor)) static void pool_exit_report(void) {
     int state = atomic_load(&pool.state);
@@ -107,7 +126,9 @@ __attribute__((destructor)) static void pool_exit_report(void) {
         segpool_stats_print(2, 0);
         return;
     }
-    int fd = open(pool.config.stats_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    char path[CONFIG_PATH_MAX + 24];
+    pool_stats_path(path, sizeof path);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
         const char *msg = "segshim: SEGSHIM_STATS: cannot open the output file; statistics on stderr\n";
         ssize_t rc = write(2, msg, strlen(msg));
