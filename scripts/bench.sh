@@ -157,6 +157,9 @@ need_cmd() { # command package
 need_cmd cmake cmake || die "cmake is missing and could not be installed"
 need_cmd cc gcc || die "a C compiler is missing and could not be installed"
 need_cmd python3 python3 || die "python3 is missing (needed for the report)"
+need_cmd pkg-config pkg-config || true
+# the tree's CMake wants Check (the unit tests) even to build the workloads
+pkg-config --exists check 2>/dev/null || apt_install check || note "NOTE: Check is missing: the tree may not configure"
 
 libjemalloc=$(find_lib 'libjemalloc.so.2' 'libjemalloc.so') || {
     apt_install libjemalloc2 || true
