@@ -20,6 +20,10 @@
 #                    malloc+free pair with callgrind (tests/bench/pairs.c) and
 #                    write instructions.md and instructions.csv
 #   --no-install     do not apt-get install missing packages
+#   --no-warm        skip the memory warm-up (tests/bench/warm.c: touch 4 GiB on
+#                    huge pages once before measuring, so that a freshly booted
+#                    VM's one-time first-touch cost does not land on whichever
+#                    allocator uses huge pages; see machine.txt for what ran)
 #   --list           print the workloads and exit
 #
 # Every workload prints a checksum that depends only on its input: the script
@@ -37,6 +41,7 @@ allocators=""
 out=""
 instructions=0
 install=1
+warm=1
 list=0
 
 die() { echo "bench.sh: $*" >&2; exit 1; }
@@ -55,6 +60,7 @@ while [ $# -gt 0 ]; do
     --out=*) out=${1#*=} ;;
     --instructions) instructions=1 ;;
     --no-install) install=0 ;;
+    --no-warm) warm=0 ;;
     --list) list=1 ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown option '$1' (see --help)" ;;
@@ -317,7 +323,12 @@ csv=$out/bench.csv
 logs=$out/logs
 rm -rf "$logs" "$out/phases"
 mkdir -p "$logs" "$out/phases"
+if [ $warm = 1 ] && [ $quick = 0 ] && [ -x "$benchbin/bench_warm" ]; then
+    note "warming 4 GiB of memory on huge pages (once; --no-warm to skip)"
+    "$benchbin/bench_warm" 4 >/dev/null || note "warm-up failed; going on"
+fi
 machine_description >"$out/machine.txt"
+[ $warm = 1 ] && [ $quick = 0 ] && echo "memory warm-up: 4 GiB touched on huge pages before the runs (scripts/bench.sh --no-warm skips it)" >>"$out/machine.txt"
 echo "workload,allocator,rep,wall_s,user_s,sys_s,cpu_s,maxrss_kb,status,checksum,rss_idle_kb,walk_ns" >"$csv"
 
 runs=()  # "rep|workload|kind|args|allocator"

@@ -104,5 +104,18 @@ done
         idle=$(sort -g "$f.idle" | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
         printf '| %s | %s | %s | %s |\n' "$d" "$(median wall "$f")" "$(mib "$(median maxrss_kb "$f")")" "$(mib "$idle")"
     done
+    echo
+    echo "## The defaults"
+    echo
+    echo "SEGSHIM_TCACHE=64: segment churn (a segment emptied and wanted again, most of all with"
+    echo "remote frees and for the classes near the segment size) goes through the global pool's"
+    echo "lock below it; above it the gain flattens while every thread may hold more empty memory"
+    echo "(64 segments are 2 MiB at the default 32 KiB). The instruction counts of"
+    echo "\`results/instructions.md\` for 16-32 KiB with 100 blocks live also need it."
+    echo
+    echo "SEGSHIM_DECAY_MS=1000: the RSS target of DESIGN section 8 (below 220 MB within the decay plus"
+    echo "a second after 90% is freed) is met by every value up to the idle time; a shorter decay"
+    echo "gives memory back sooner but makes the regrowth fault in pages again (0 ms is the slowest),"
+    echo "a longer one keeps the whole heap through the idle phase."
 } >"$out"
 echo "tune.sh: wrote $out" >&2
