@@ -12,10 +12,10 @@
  *             size: the unit of the global segment pool (Flink's
  *             MemorySegment).  Its metadata lives in a side table indexed by
  *             segment number, so all its bytes are usable.
- *   slab      1..8 contiguous segments of one region that hold blocks of one
- *             size class together, for classes that would waste more than
- *             12.5% of a single segment.  The first segment's entry (the head)
- *             describes the slab; the others point back to it.
+ *   slab      1..16 contiguous segments of one region that hold blocks of one
+ *             size class together: enough for at least 16 blocks and at most
+ *             12.5% unused (sizeclass.h).  The first segment's entry (the
+ *             head) describes the slab; the others point back to it.
  *   class     a block size; SEGSHIM_SEGMENT_SIZE is the largest class.
  *   block     what malloc returns: one slot of a class in a segment or slab.
  *   heap      per-thread allocation state (Flink's LocalBufferPool): for each
