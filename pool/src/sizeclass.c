@@ -12,7 +12,14 @@ unsigned sizeclass_count;
  * that the classes near the segment size do not change segment on every
  * allocation, and then the fewest that leave at most 12.5% of the slab
  * unused; never more than max_slab. */
+#ifndef SIZECLASS_MIN_BLOCKS
 #define SIZECLASS_MIN_BLOCKS 16
+#endif
+/* -DSIZECLASS_SLABS=0 builds every class in single segments: only for
+ * measuring what slabs buy (results/slabs.md). */
+#ifndef SIZECLASS_SLABS
+#define SIZECLASS_SLABS 1
+#endif
 
 static unsigned sizeclass_slab_for(size_t block, size_t segment, unsigned max_slab) {
     unsigned n = (unsigned)((SIZECLASS_MIN_BLOCKS * block + segment - 1) / segment);
@@ -25,6 +32,7 @@ static unsigned sizeclass_slab_for(size_t block, size_t segment, unsigned max_sl
 }
 
 unsigned sizeclass_init(size_t segment_size, unsigned max_slab) {
+    if (!SIZECLASS_SLABS) max_slab = 1;
     unsigned count = 0;
     size_t size = 16;
     while (size <= segment_size && count < SEGPOOL_MAX_CLASSES) {
