@@ -107,10 +107,11 @@ done
     echo
     echo "## The defaults"
     echo
-    echo "SEGSHIM_TCACHE=64: segment churn (a segment emptied and wanted again, most of all with"
+    echo "SEGSHIM_TCACHE=128: segment churn (a segment emptied and wanted again, most of all with"
     echo "remote frees and for the classes near the segment size) goes through the global pool's"
     echo "lock below it; above it the gain flattens while every thread may hold more empty memory"
-    echo "(64 segments are 2 MiB at the default 32 KiB). The instruction counts of"
+    echo "(128 segments are 4 MiB at the default 32 KiB, in line with tcmalloc's per-thread cache)."
+    echo "The instruction counts of"
     echo "\`results/instructions.md\` for 16-32 KiB with 100 blocks live also need it."
     echo
     echo "SEGSHIM_DECAY_MS=1000: the RSS target of DESIGN section 8 (below 220 MB within the decay plus"

@@ -39,7 +39,7 @@ typedef enum hugepage_mode_e { HUGEPAGES_AUTO, HUGEPAGES_THP, HUGEPAGES_HUGETLB,
     X(POOL_SIZE, pool_size, CONFIG_SIZE, 0, 2 * CONFIG_MIB, 64 * CONFIG_TIB, "pool capacity in bytes (default: physical RAM)") \
     X(HUGEPAGES, hugepages, CONFIG_MODE, HUGEPAGES_AUTO, 0, 3, "auto, thp, hugetlb or off")                  \
     X(PREFAULT, prefault, CONFIG_SIZE, 0, 0, 64 * CONFIG_TIB, "bytes of the pool to commit and touch at start-up") \
-    X(TCACHE, tcache, CONFIG_INT, 64, 0, 1024, "whole free segments a thread keeps (0 disables)")             \
+    X(TCACHE, tcache, CONFIG_INT, 128, 0, 1024, "whole free segments a thread keeps (0 disables)")             \
     X(DECAY_MS, decay_ms, CONFIG_INT, 1000, -1, 3600000, "ms a wholly free region stays before it is returned (-1 never)") \
     X(STATS, stats, CONFIG_STATS, 0, 0, 1, "1: statistics on stderr at exit; a path: JSON written there")    \
     X(VERBOSE, verbose, CONFIG_BOOL, 0, 0, 1, "1: print the effective configuration at start-up")           \

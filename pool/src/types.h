@@ -107,25 +107,32 @@ typedef enum segment_kind_e {
  * cleared when the heap's thread exits (before a new thread can be given the
  * same thread pointer) and set again when a thread adopts the heap. */
 typedef struct segment_s {
-    block_t *free;            /* head of the free list */
-    uint32_t used;            /* live blocks | SEGMENT_FULL | SEGMENT_CURRENT */
-    uint32_t block_size;      /* class size in bytes */
+    /* Read by every free, remote ones included; written only when the segment
+     * is formatted or changes owner, so other threads' reads stay shared. */
     uintptr_t owner;          /* thread pointer of the owning heap's thread; 0 if none */
     uint64_t div_magic;       /* UINT64_MAX / block_size + 1 */
     union {
         uint64_t div_base;             /* SEGMENT_BLOCKS: (start - arena base) * div_magic */
         struct segpool_local_s *local; /* SEGMENT_USER: the local pool it came from, or NULL */
     };
-    uint64_t allocs;          /* blocks handed out since it was formatted (statistics) */
     heap_t *heap;             /* owner while kind == SEGMENT_BLOCKS */
+    uint32_t block_size;      /* class size in bytes */
     uint16_t slab_offset;     /* entries back to the slab head (0 for a head) */
     uint8_t slab_count;       /* segments in the slab (head only) */
     uint8_t class_index;
     uint8_t kind;             /* segment_kind_t */
-    uint8_t pad[3];
+    uint8_t pad0[23];
+
+    /* Written by the owner on every allocation and local free. */
+    block_t *free;            /* head of the free list */
+    uint32_t used;            /* live blocks | SEGMENT_FULL | SEGMENT_CURRENT */
+    uint32_t pad1;
+    uint64_t allocs;          /* blocks handed out since it was formatted (statistics) */
+    uint8_t pad2[40];
 } segment_t;
 
-_Static_assert(sizeof(segment_t) == 64, "segment metadata is one cache line");
+_Static_assert(sizeof(segment_t) == 128, "segment metadata is two cache lines");
+_Static_assert(offsetof(segment_t, free) == 64, "the owner-written fields have a line of their own");
 
 /* List links of a segment, in their own side table (pool.links, same index):
  * only slow paths walk lists, so they stay out of the fast path's line. */

@@ -65,7 +65,7 @@ START_TEST(test_defaults) {
     ck_assert_int_eq(c.pool_size, 0);
     ck_assert_int_eq(c.hugepages, HUGEPAGES_AUTO);
     ck_assert_int_eq(c.prefault, 0);
-    ck_assert_int_eq(c.tcache, 64);
+    ck_assert_int_eq(c.tcache, 128);
     ck_assert_int_eq(c.decay_ms, 1000);
     ck_assert_int_eq(c.stats, 0);
     ck_assert_int_eq(c.verbose, 0);
@@ -283,7 +283,7 @@ START_TEST(test_format_defaults) {
                           "SEGSHIM_POOL_SIZE=0\n"
                           "SEGSHIM_HUGEPAGES=auto\n"
                           "SEGSHIM_PREFAULT=0\n"
-                          "SEGSHIM_TCACHE=64\n"
+                          "SEGSHIM_TCACHE=128\n"
                           "SEGSHIM_DECAY_MS=1000\n"
                           "SEGSHIM_STATS=0\n"
                           "SEGSHIM_VERBOSE=0\n"
@@ -612,7 +612,7 @@ START_TEST(test_message_per_kind) {
         {"SEGSHIM_HUGEPAGES=always",
          {"SEGSHIM_HUGEPAGES=always ", "(not auto, thp, hugetlb or off)", "the default auto\n"}},
         {"SEGSHIM_PREFAULT=-5", {"SEGSHIM_PREFAULT=-5 ", "(negative)", "the default 0\n"}},
-        {"SEGSHIM_TCACHE=1025", {"SEGSHIM_TCACHE=1025 ", "(above the maximum 1024)", "the default 64\n"}},
+        {"SEGSHIM_TCACHE=1025", {"SEGSHIM_TCACHE=1025 ", "(above the maximum 1024)", "the default 128\n"}},
         {"SEGSHIM_DECAY_MS=-2", {"SEGSHIM_DECAY_MS=-2 ", "(below the minimum -1)", "the default 1000\n"}},
         {"SEGSHIM_STATS=yes", {"SEGSHIM_STATS=yes ", "(not 0, 1 or a path)", "the default 0\n"}},
         {"SEGSHIM_VERBOSE=true", {"SEGSHIM_VERBOSE=true ", "(not 0 or 1)", "the default 0\n"}},
