@@ -194,18 +194,23 @@ void segment_purger_start(void) {
 
 /* ---- Request and recycle ---------------------------------------------------------- */
 
-int segment_pool_init(void) {
-    pool.capacity = pool.region_count * pool.region_segments;
-    pool.segments = os_alloc_meta(pool.capacity * sizeof(segment_t));
-    pool.links = os_alloc_meta(pool.capacity * sizeof(segment_link_t));
-    pool.regions = os_alloc_meta(pool.region_count * sizeof(region_t));
-    if (!pool.segments || !pool.links || !pool.regions) return -1;
+/* pool.lock, and the purger's condition on the monotonic clock. */
+static void segment_locks_init(void) {
     pthread_mutex_init(&pool.lock, NULL);
     pthread_condattr_t attr;
     pthread_condattr_init(&attr);
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
     pthread_cond_init(&pool.purge_cond, &attr);
     pthread_condattr_destroy(&attr);
+}
+
+int segment_pool_init(void) {
+    pool.capacity = pool.region_count * pool.region_segments;
+    pool.segments = os_alloc_meta(pool.capacity * sizeof(segment_t));
+    pool.links = os_alloc_meta(pool.capacity * sizeof(segment_link_t));
+    pool.regions = os_alloc_meta(pool.region_count * sizeof(region_t));
+    if (!pool.segments || !pool.links || !pool.regions) return -1;
+    segment_locks_init();
     return 0;
 }
 
@@ -307,12 +312,7 @@ void segment_recycle(segment_t *s, unsigned count) {
  * purger is gone.  A region the purger was purging is simply treated as
  * purged. */
 void segment_fork_child(void) {
-    pthread_mutex_init(&pool.lock, NULL);
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&pool.purge_cond, &attr);
-    pthread_condattr_destroy(&attr);
+    segment_locks_init();
     atomic_store(&pool.purger_started, 0);
     atomic_store(&pool.purger_wanted, pool.empty_tail != NULL && pool.config.decay_ms > 0);
     for (size_t i = 0; i < pool.regions_fresh; i++) {
