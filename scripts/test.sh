@@ -65,7 +65,7 @@ for san in thread address,undefined; do
   say "sanitizer $san ($dir)"
   cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Debug -DSEGSHIM_SANITIZE="$san" -DSEGSHIM_BUILD_BENCH=OFF >/dev/null
   cmake --build "$dir" -j"$jobs"
-  (cd "$dir" && SEGSHIM_TEST_SCALE=8 TSAN_OPTIONS="halt_on_error=1" \
+  (cd "$dir" && SEGPOOL_TEST_SCALE=8 TSAN_OPTIONS="halt_on_error=1" \
      ASAN_OPTIONS="detect_leaks=0:abort_on_error=1" UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1" \
      ctest --output-on-failure -j"$jobs" -L 'unit|stress-short' --timeout 900)
 done

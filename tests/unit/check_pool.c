@@ -21,9 +21,9 @@
 #include "pool.h"
 #include "segpool.h"
 
-/* Sanitizer runs set SEGSHIM_TEST_SCALE to divide the heavy loops. */
+/* Sanitizer runs set SEGPOOL_TEST_SCALE to divide the heavy loops. */
 static long test_scale(void) {
-    const char *s = getenv("SEGSHIM_TEST_SCALE");
+    const char *s = getenv("SEGPOOL_TEST_SCALE");
     long v = s ? atol(s) : 1;
     return v > 0 ? v : 1;
 }
