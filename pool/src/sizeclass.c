@@ -13,7 +13,7 @@ unsigned sizeclass_count;
  * allocation, and then the fewest that leave at most 12.5% of the slab
  * unused; never more than max_slab. */
 #ifndef SIZECLASS_MIN_BLOCKS
-#define SIZECLASS_MIN_BLOCKS 16
+#define SIZECLASS_MIN_BLOCKS 32
 #endif
 /* -DSIZECLASS_SLABS=0 builds every class in single segments: only for
  * measuring what slabs buy (results/slabs.md). */

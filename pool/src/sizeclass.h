@@ -4,7 +4,7 @@
  * Classes run from 16 bytes in steps of 16 up to 128, then four per power of
  * two (at most 20% internal waste) up to the segment size, which is the top
  * class: a request of exactly one segment takes one whole segment.  Classes
- * are served from slabs of contiguous segments holding at least sixteen blocks
+ * are served from slabs of contiguous segments holding at least 32 blocks
  * (so a class near the segment size does not need a new segment for every
  * allocation) and leaving at most 12.5% unused; small classes fit in one
  * segment.

@@ -12,8 +12,8 @@
  *             size: the unit of the global segment pool (Flink's
  *             MemorySegment).  Its metadata lives in a side table indexed by
  *             segment number, so all its bytes are usable.
- *   slab      1..16 contiguous segments of one region that hold blocks of one
- *             size class together: enough for at least 16 blocks and at most
+ *   slab      1..32 contiguous segments of one region that hold blocks of one
+ *             size class together: enough for at least 32 blocks and at most
  *             12.5% unused (sizeclass.h).  The first segment's entry (the
  *             head) describes the slab; the others point back to it.
  *   class     a block size; SEGSHIM_SEGMENT_SIZE is the largest class.
@@ -45,7 +45,9 @@
 #define SEGPOOL_MAX_SEGMENT_SHIFT 20                             // 1 MiB
 #define SEGPOOL_MAX_REGION_SEGMENTS (SEGPOOL_REGION_SIZE >> SEGPOOL_MIN_SEGMENT_SHIFT) // 512
 #define SEGPOOL_MAX_CLASSES 64
-#define SEGPOOL_MAX_SLAB 16
+#ifndef SEGPOOL_MAX_SLAB
+#define SEGPOOL_MAX_SLAB 32
+#endif
 #define SEGPOOL_BLOCK_ALIGN 16
 
 _Static_assert(SEGPOOL_MAX_CLASSES == SEGPOOL_STATS_CLASSES, "stats arrays must cover every class");
