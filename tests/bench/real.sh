@@ -122,19 +122,24 @@ redis)
     n=$(scaled 100000)
     keys=$(scaled 200000)
     [ -z "$pre" ] && pre=${BENCH_LIBCMALLOC:-}   # redis links jemalloc: force glibc
-    port=$((20000 + RANDOM % 30000))
-    for _ in 1 2 3 4 5 6 7 8 9 10; do
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
-        port=$((20000 + RANDOM % 30000))
-    done
-    LD_PRELOAD=$pre redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
-        --enable-debug-command local --dir "$work" --logfile "$work/redis.log" &
-    srv=$!
-    trap 'kill $srv 2>/dev/null || true' EXIT
+    # A port below the kernel's ephemeral range (32768 and up), so that no
+    # client socket holds it; a port taken anyway costs one more try.
     cli() { redis-cli -h 127.0.0.1 -p "$port" "$@"; }
-    for _ in $(seq 100); do
+    srv=
+    trap '[ -n "$srv" ] && kill $srv 2>/dev/null || true' EXIT
+    for _ in 1 2 3 4 5; do
+        port=$((20000 + RANDOM % 12000))
+        LD_PRELOAD=$pre redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
+            --enable-debug-command local --dir "$work" --logfile "$work/redis.log" &
+        srv=$!
+        for _ in $(seq 100); do
+            cli ping >/dev/null 2>&1 && break
+            kill -0 $srv 2>/dev/null || break
+            sleep 0.05
+        done
         cli ping >/dev/null 2>&1 && break
-        sleep 0.05
+        grep -q 'Address already in use' "$work/redis.log" 2>/dev/null || break
+        wait $srv 2>/dev/null || true
     done
     if ! cli ping >/dev/null 2>&1; then
         echo "real.sh: redis-server did not start or died; its log:" >&2
