@@ -80,10 +80,7 @@ SEGPOOL_API int segpool_owns(const void *ptr) { return alloc_owns(ptr); }
 
 SEGPOOL_API void segpool_collect(void) {
     heap_collect(tls_heap);
-    if (pool_ready()) {
-        segment_purge_expired();
-        segment_purger_poll();
-    }
+    if (pool_ready()) segment_purge_expired();
 }
 
 SEGPOOL_API void segpool_note_fallback(segpool_fallback_t why, size_t size) {

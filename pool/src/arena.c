@@ -11,7 +11,8 @@
  * make the region writable at all makes the commit fail (and the pool then
  * reports itself exhausted, so callers fall back).
  *
- * A region is purged whole (MADV_DONTNEED), so a huge page is never split.
+ * A region is purged whole (decommitted: mapped PROT_NONE again), so a huge
+ * page is never split, and a purged region is committed again before reuse.
  * Callers hold pool.lock for arena_commit_region; arena_purge_region is called
  * without it, on a region that is on no list (REGION_PURGING).
  */
@@ -50,7 +51,7 @@ int arena_init(size_t size) {
 
 int arena_commit_region(region_t *r) {
     uint8_t *start = arena_region_start(r);
-    if (r->state == REGION_PURGED || r->state == REGION_COMMITTED) return 0; /* mapped and writable */
+    if (r->state == REGION_COMMITTED) return 0; /* writable already */
     if (pool.huge_kind == 2) {
         if (os_commit_hugetlb(start, SEGPOOL_REGION_SIZE) == 0) {
             r->huge = 2;

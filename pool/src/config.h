@@ -41,6 +41,7 @@ typedef enum hugepage_mode_e { HUGEPAGES_AUTO, HUGEPAGES_THP, HUGEPAGES_HUGETLB,
     X(PREFAULT, prefault, CONFIG_SIZE, 0, 0, 64 * CONFIG_TIB, "bytes of the pool to commit and touch at start-up") \
     X(TCACHE, tcache, CONFIG_INT, 128, 0, 1024, "whole free segments a thread keeps (0 disables)")             \
     X(DECAY_MS, decay_ms, CONFIG_INT, 1000, -1, 3600000, "ms a wholly free region stays before it is returned (-1 never)") \
+    X(RETAIN, retain, CONFIG_SIZE, 32 * CONFIG_MIB, 0, 64 * CONFIG_TIB, "bytes of wholly free regions kept for reuse; past it they are returned at once") \
     X(STATS, stats, CONFIG_STATS, 0, 0, 1, "1: statistics on stderr at exit; a path: JSON written there")    \
     X(VERBOSE, verbose, CONFIG_BOOL, 0, 0, 1, "1: print the effective configuration at start-up")           \
     X(DISABLE, disable, CONFIG_BOOL, 0, 0, 1, "1: pass every call to libc")

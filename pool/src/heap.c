@@ -199,9 +199,6 @@ void heap_free_slow(segment_t *s) {
         heap_partial_remove(h, s);
     }
     heap_segment_empty(h, s);
-    /* The calling thread acting for its own heap holds no allocator lock
-     * (adoption and thread exit act for a heap that is not tls_heap). */
-    if (h == tls_heap) segment_purger_poll();
 }
 
 /* ---- Remote frees ---------------------------------------------------------------- */
@@ -312,7 +309,6 @@ static void heap_free_dead(heap_t *owner, segment_t *s, block_t *b) {
         heap_free_verified(owner, s, b);
     }
     pthread_mutex_unlock(&owner->lock);
-    segment_purger_poll();
 }
 
 /* Take remote frees and suspects, give back empty current segments and every

@@ -74,6 +74,8 @@ static int pool_setup(void) {
     unsigned max_slab = pool.region_segments < SEGPOOL_MAX_SLAB ? (unsigned)pool.region_segments : SEGPOOL_MAX_SLAB;
     sizeclass_init(pool.segment_size, max_slab);
     pool_choose_hugepages();
+    pool.retain_regions = (size_t)pool.config.retain >> SEGPOOL_REGION_SHIFT;
+    if (pool.config.decay_ms == 0) pool.retain_regions = 0;
     if (heap_init_once() != 0) return -1;
     pthread_atfork(heap_fork_prepare, heap_fork_parent, heap_fork_child);
     if (pool.config.prefault) arena_prefault((size_t)pool.config.prefault);

@@ -66,7 +66,6 @@ SEGPOOL_API void *segpool_segment_request(void) { return local_take_global(NULL)
 
 SEGPOOL_API void segpool_segment_recycle(void *segment) {
     local_give_global(local_check(segment, NULL, "segpool_segment_recycle(): not a segment from segpool_segment_request"));
-    segment_purger_poll();
 }
 
 /* ---- Local pools ------------------------------------------------------------------- */
@@ -212,7 +211,6 @@ SEGPOOL_API void segpool_local_recycle(segpool_local_t *lp, void *segment) {
         pthread_cond_signal(&lp->cond);
     }
     pthread_mutex_unlock(&lp->lock);
-    segment_purger_poll();
 }
 
 SEGPOOL_API size_t segpool_local_in_use(const segpool_local_t *lp) {
@@ -236,7 +234,6 @@ SEGPOOL_API void segpool_local_destroy(segpool_local_t *lp) {
         local_give_global(s);
     }
     pthread_mutex_unlock(&lp->lock);
-    segment_purger_poll();
     pthread_mutex_destroy(&lp->lock);
     pthread_cond_destroy(&lp->cond);
     os_release(lp, sizeof *lp);

@@ -19,7 +19,7 @@ typedef enum os_op_e {
     OS_COMMIT,       /* os_commit (mprotect) */
     OS_HUGETLB,      /* os_commit_hugetlb (MAP_HUGETLB) */
     OS_ADVISE_HUGE,  /* madvise(MADV_HUGEPAGE) */
-    OS_PURGE,        /* os_purge (MADV_DONTNEED) */
+    OS_PURGE,        /* os_purge (decommit) */
     OS_META,         /* os_alloc_meta */
     OS_OP_COUNT
 } os_op_t;
@@ -39,7 +39,8 @@ int os_commit_hugetlb(void *addr, size_t size);
 /* Ask for transparent huge pages (huge != 0) or forbid them. */
 int os_advise_huge(void *addr, size_t size, int huge);
 
-/* Give the pages back to the OS; the range stays mapped and reads as zeros. */
+/* Give the pages back to the OS: the range is reserved again (PROT_NONE,
+ * uncharged), as after os_reserve, and needs a commit before reuse. */
 int os_purge(void *addr, size_t size);
 
 /* Write to every page so it is resident now. */

@@ -108,11 +108,17 @@ int os_advise_huge(void *addr, size_t size, int huge) {
     return rc == 0 ? 0 : -1;
 }
 
+/* A fresh inaccessible, uncharged mapping in place: the pages are freed and
+ * the range stops counting against RLIMIT_DATA (MADV_DONTNEED would leave it
+ * writable, and so charged, for ever). */
 int os_purge(void *addr, size_t size) {
-    int saved = errno;
-    int rc = os_injected(OS_PURGE) ? -1 : madvise(addr, size, MADV_DONTNEED);
+    int saved = errno, rc = -1;
+    if (!os_injected(OS_PURGE)) {
+        void *p = mmap(addr, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
+        rc = p == addr ? 0 : -1;
+    }
     errno = saved;
-    return rc == 0 ? 0 : -1;
+    return rc;
 }
 
 void os_touch(void *addr, size_t size) {

@@ -48,15 +48,14 @@ typedef struct pool_s {
     region_t *bins[SEGPOOL_MAX_REGION_SEGMENTS]; /* bins[k]: regions with k free segments, 0 < k < all */
     uint64_t bins_nonempty[SEGPOOL_MAX_REGION_SEGMENTS / 64];
     region_t *empty_head, *empty_tail; /* committed, wholly free; head newest */
+    size_t regions_empty;          /* on the empty list */
+    size_t retain_regions;         /* at most this many stay there (SEGSHIM_RETAIN) */
     region_t *purged;              /* given back, reusable */
     size_t segments_out;           /* handed out of the global pool */
     size_t segments_user;          /* of which handed out whole to the API */
     size_t segments_peak;
     size_t regions_committed, regions_peak;
     uint64_t regions_purged;
-    pthread_cond_t purge_cond;
-    _Atomic int purger_started;    /* 0 no, 1 running, 2 could not be started */
-    _Atomic int purger_wanted;     /* a region came free: start it at a safe point */
 
     /* Heaps (heap.c). */
     pthread_mutex_t heaps_lock;
@@ -95,12 +94,8 @@ void arena_prefault(size_t bytes);
 int segment_pool_init(void);
 segment_t *segment_request(unsigned count);
 void segment_recycle(segment_t *s, unsigned count);
+/* Give back the wholly free regions past the budget or the decay time. */
 void segment_purge_expired(void);
-void segment_purger_start(void);
-/* Start the purger if a region came free; only where no allocator lock is held. */
-SEGPOOL_INLINE void segment_purger_poll(void) {
-    if (unlikely(atomic_load_explicit(&pool.purger_wanted, memory_order_relaxed))) segment_purger_start();
-}
 void segment_fork_child(void);
 
 SEGPOOL_INLINE size_t segment_index(const segment_t *s) { return (size_t)(s - pool.segments); }

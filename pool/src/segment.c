@@ -13,16 +13,22 @@
  *   3. the purged stack: given back to the OS, reusable without a syscall;
  *   4. never-used regions, in address order (committed on first use).
  *
- * All of it is guarded by pool.lock.  Purging (MADV_DONTNEED of a whole
- * region) runs with the lock dropped, on a region taken off every list
- * (REGION_PURGING), either in the purger thread, started the first time a
- * region comes free, or lazily on the next request or recycle.
+ * All of it is guarded by pool.lock.
+ *
+ * Giving memory back.  segshim has no thread of its own: memory goes back to
+ * the OS from the allocator's own calls.  At most pool.retain_regions wholly
+ * free regions stay committed (SEGSHIM_RETAIN, capped by a memory cgroup's
+ * limit); the region that comes free past that budget sends the oldest back
+ * at once.  The ones within the budget go back once they have been free for
+ * SEGSHIM_DECAY_MS, checked on every request and recycle (and by
+ * segpool_collect and malloc_trim).  A purge (decommit: the region's pages
+ * are dropped and it stops being writable, so it no longer counts against
+ * RLIMIT_DATA) runs with the lock dropped, on a region taken off every list
+ * (REGION_PURGING).  Nothing here calls into glibc beyond system calls, so a
+ * free made from inside glibc (a thread's exit, pthread_join) is safe.
  */
 #define _GNU_SOURCE
-#include <errno.h>
-#include <signal.h>
 #include <string.h>
-#include <time.h>
 
 #include "os.h"
 #include "pool.h"
@@ -51,6 +57,7 @@ static void segment_region_insert_locked(region_t *r) {
         r->freed_at_ms = os_now_ms();
         segment_list_push(&pool.empty_head, r);
         if (!pool.empty_tail) pool.empty_tail = r;
+        pool.regions_empty++;
         return;
     }
     segment_list_push(&pool.bins[k], r);
@@ -63,6 +70,7 @@ static void segment_region_remove_locked(region_t *r) {
     if (k == pool.region_segments) {
         if (pool.empty_tail == r) pool.empty_tail = r->prev;
         segment_list_remove(&pool.empty_head, r);
+        pool.regions_empty--;
         return;
     }
     segment_list_remove(&pool.bins[k], r);
@@ -117,92 +125,29 @@ static int segment_purge_locked(region_t *r) {
     return 0;
 }
 
-/* Purge every region that has been wholly free for the decay time. */
+/* Purge the wholly free regions past the retention budget, and those that
+ * have been free for the decay time.  A region the OS refused to purge goes
+ * back on the list with a new time stamp: the loop then stops at it. */
 static void segment_purge_expired_locked(void) {
     int64_t decay = pool.config.decay_ms;
-    if (decay < 0) return;
+    if (decay < 0 || !pool.empty_tail) return;
+    while (pool.regions_empty > pool.retain_regions)
+        if (segment_purge_locked(pool.empty_tail) != 0) return;
     uint64_t now = os_now_ms();
     region_t *r;
     while ((r = pool.empty_tail) != NULL && now - r->freed_at_ms >= (uint64_t)decay)
-        if (segment_purge_locked(r) != 0) break;
+        if (segment_purge_locked(r) != 0) return;
 }
 
 void segment_purge_expired(void) {
+    if (!pool.empty_tail) return; /* racy peek: nothing to do is the common case */
     pthread_mutex_lock(&pool.lock);
     segment_purge_expired_locked();
     pthread_mutex_unlock(&pool.lock);
 }
 
-static void *segment_purger_main(void *arg) {
-    (void)arg;
-    pthread_mutex_lock(&pool.lock);
-    for (;;) {
-        region_t *oldest = pool.empty_tail;
-        if (!oldest) {
-            pthread_cond_wait(&pool.purge_cond, &pool.lock);
-            continue;
-        }
-        uint64_t deadline = oldest->freed_at_ms + (uint64_t)pool.config.decay_ms;
-        uint64_t now = os_now_ms();
-        if (now < deadline) {
-            struct timespec ts;
-            clock_gettime(CLOCK_MONOTONIC, &ts);
-            uint64_t wait_ms = deadline - now + 5; /* the coarse clock lags a tick */
-            ts.tv_sec += (time_t)(wait_ms / 1000);
-            ts.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
-            if (ts.tv_nsec >= 1000000000L) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000L;
-            }
-            pthread_cond_timedwait(&pool.purge_cond, &pool.lock, &ts);
-            continue;
-        }
-        segment_purge_expired_locked();
-    }
-    return NULL;
-}
-
-/* Start the purger once, with every signal blocked so that none of the
- * program's signals is delivered to it.  pthread_create allocates, so this
- * runs only where the caller holds no allocator lock: segment_recycle just
- * sets pool.purger_wanted, and segment_purger_poll, called at such points,
- * starts it.  If it fails, purging stays lazy. */
-void segment_purger_start(void) {
-    atomic_store_explicit(&pool.purger_wanted, 0, memory_order_relaxed);
-    int expected = 0;
-    if (!atomic_compare_exchange_strong(&pool.purger_started, &expected, 1)) return;
-    int saved = errno;
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_attr_setstacksize(&attr, 64 * 1024);
-    pthread_t thread;
-    if (pthread_create(&thread, &attr, segment_purger_main, NULL) == 0) {
-#ifdef __GLIBC__
-        pthread_setname_np(thread, "segshim-purge");
-#endif
-    } else {
-        atomic_store(&pool.purger_started, 2);
-    }
-    pthread_attr_destroy(&attr);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    errno = saved;
-}
-
 /* ---- Request and recycle ---------------------------------------------------------- */
 
-/* pool.lock, and the purger's condition on the monotonic clock. */
-static void segment_locks_init(void) {
-    pthread_mutex_init(&pool.lock, NULL);
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&pool.purge_cond, &attr);
-    pthread_condattr_destroy(&attr);
-}
 
 int segment_pool_init(void) {
     pool.capacity = pool.region_count * pool.region_segments;
@@ -210,7 +155,7 @@ int segment_pool_init(void) {
     pool.links = os_alloc_meta(pool.capacity * sizeof(segment_link_t));
     pool.regions = os_alloc_meta(pool.region_count * sizeof(region_t));
     if (!pool.segments || !pool.links || !pool.regions) return -1;
-    segment_locks_init();
+    pthread_mutex_init(&pool.lock, NULL);
     return 0;
 }
 
@@ -296,25 +241,15 @@ void segment_recycle(segment_t *s, unsigned count) {
     r->free_count += count;
     segment_region_insert_locked(r);
     pool.segments_out -= count;
-    if (r->free_count == pool.region_segments) {
-        if (pool.config.decay_ms == 0) segment_purge_locked(r);
-        else if (pool.config.decay_ms > 0) {
-            if (atomic_load_explicit(&pool.purger_started, memory_order_relaxed) == 0)
-                atomic_store_explicit(&pool.purger_wanted, 1, memory_order_relaxed);
-            pthread_cond_signal(&pool.purge_cond);
-        }
-    }
     segment_purge_expired_locked();
     pthread_mutex_unlock(&pool.lock);
 }
 
-/* In the child of fork: the locks were held by the forking thread, and the
- * purger is gone.  A region the purger was purging is simply treated as
- * purged. */
+/* In the child of fork: the lock was held by the forking thread.  A region
+ * another thread of the parent was purging is treated as purged: committing
+ * it again makes it writable whatever state the purge left it in. */
 void segment_fork_child(void) {
-    segment_locks_init();
-    atomic_store(&pool.purger_started, 0);
-    atomic_store(&pool.purger_wanted, pool.empty_tail != NULL && pool.config.decay_ms > 0);
+    pthread_mutex_init(&pool.lock, NULL);
     for (size_t i = 0; i < pool.regions_fresh; i++) {
         region_t *r = &pool.regions[i];
         if (r->state == REGION_PURGING) {

@@ -6,7 +6,7 @@
  *             aligned, holding every segment.  A pointer belongs to the pool
  *             iff it lies inside the arena: one range compare.
  *   region    2 MiB of the arena: the unit of commit (mprotect + madvise or
- *             a hugetlb mapping) and of giving memory back (MADV_DONTNEED),
+ *             a hugetlb mapping) and of giving memory back (decommit),
  *             so that huge pages are never split.
  *   segment   SEGSHIM_SEGMENT_SIZE bytes (32 KiB by default), aligned to its
  *             size: the unit of the global segment pool (Flink's
@@ -147,7 +147,7 @@ typedef enum region_state_e {
     REGION_RESERVED = 0, /* never committed: PROT_NONE */
     REGION_COMMITTED,    /* readable, writable, possibly resident */
     REGION_PURGING,      /* being given back; on no list */
-    REGION_PURGED,       /* given back (MADV_DONTNEED); no RSS, reusable at once */
+    REGION_PURGED,       /* given back (decommitted): no RSS, committed again on reuse */
 } region_state_t;
 
 typedef struct region_s {

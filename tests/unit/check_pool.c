@@ -176,6 +176,17 @@ static void **fill_region(size_t *count) {
     return segs;
 }
 
+/* Threads of this process (/proc/self/task entries): segshim starts none. */
+static int count_threads(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    int n = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "Threads: %d", &n) == 1) break;
+    if (f) fclose(f);
+    return n;
+}
+
 static void region_residency(void *any, size_t *rss, size_t *huge) {
     void *region = (void *)((uintptr_t)any & ~(uintptr_t)((2u << 20) - 1));
     ck_assert_int_eq(os_smaps_range(region, 2u << 20, rss, huge), 0);
@@ -243,6 +254,8 @@ START_TEST(test_hugetlb_without_pages_falls_back) {
 }
 END_TEST
 
+/* Within the retention budget a free region stays until the decay has passed
+ * and the allocator is next called: no thread of its own gives it back. */
 START_TEST(test_decay_returns_whole_regions) {
     env("32K", "64M");
     setenv("SEGSHIM_DECAY_MS", "100", 1);
@@ -252,14 +265,18 @@ START_TEST(test_decay_returns_whole_regions) {
     ck_assert_uint_ge(rss, 2u << 20);
     double start = now_ms(); /* before the region comes free: a preemption cannot shorten took */
     for (size_t i = 0; i < n; i++) segpool_segment_recycle(segs[i]);
+    region_residency(segs[0], &rss, &huge);
+    ck_assert_uint_ge(rss, 2u << 20); /* kept: within SEGSHIM_RETAIN, not yet decayed */
     do {
         usleep(20000);
+        segpool_collect(); /* an allocator call: where the decay is checked */
         region_residency(segs[0], &rss, &huge);
     } while (rss > 0 && now_ms() - start < 3000);
     double took = now_ms() - start;
     fprintf(stderr, "decay 100 ms: region returned after %.0f ms (rss %zu KiB)\n", took, rss >> 10);
     ck_assert_uint_eq(rss, 0);
     ck_assert(took >= 80);
+    ck_assert_int_eq(count_threads(), 1); /* and no thread was started for it */
     segpool_stats_t st;
     segpool_stats_get(&st);
     ck_assert_uint_ge(st.regions_purged, 1);
@@ -268,6 +285,31 @@ START_TEST(test_decay_returns_whole_regions) {
     void *again = segpool_segment_request();
     ck_assert_ptr_nonnull(again);
     memset(again, 1, segpool_segment_size());
+    free(segs);
+}
+END_TEST
+
+/* Past SEGSHIM_RETAIN, a region that comes free goes back at once. */
+START_TEST(test_retain_budget_returns_at_once) {
+    env("32K", "64M");
+    setenv("SEGSHIM_DECAY_MS", "3600000", 1);
+    setenv("SEGSHIM_RETAIN", "4M", 1); /* two regions */
+    size_t per = segpool_capacity() / 32; /* segments per 2 MiB region */
+    size_t total = per * 5;
+    void **segs = calloc(total, sizeof *segs);
+    for (size_t i = 0; i < total; i++) {
+        segs[i] = segpool_segment_request();
+        ck_assert_ptr_nonnull(segs[i]);
+        memset(segs[i], 7, segpool_segment_size());
+    }
+    for (size_t i = 0; i < total; i++) segpool_segment_recycle(segs[i]);
+    segpool_stats_t st;
+    segpool_stats_get(&st);
+    fprintf(stderr, "retain 4M: %zu regions committed, %llu purged after freeing 5\n", st.regions_committed,
+            (unsigned long long)st.regions_purged);
+    ck_assert_uint_eq(st.regions_committed, 2);
+    ck_assert_uint_ge(st.regions_purged, 3);
+    ck_assert_int_eq(count_threads(), 1);
     free(segs);
 }
 END_TEST
@@ -465,6 +507,7 @@ static Suite *pool_suite(void) {
     tcase_add_test(limits, test_hugetlb_without_pages_falls_back);
     tcase_add_test(limits, test_decay_returns_whole_regions);
     tcase_add_test(limits, test_decay_never_keeps_regions);
+    tcase_add_test(limits, test_retain_budget_returns_at_once);
     tcase_add_test(limits, test_prefault_commits_up_front);
     suite_add_tcase(s, limits);
 
