@@ -2,23 +2,37 @@
  * alloc.h - the allocation and free fast paths, inline so that the shim's
  * malloc and free are one function each with no call on the fast path.
  *
- * malloc: 16 instructions (gcc 12, x86-64) and one branch to a slow path:
+ * malloc: 21 instructions (gcc 12, x86-64) and one branch to a slow path:
  * load the thread's heap, find the segment of the size (for up to 1 KiB one
- * load from the heap's direct array, else through the class map), pop its
- * list.  Everything rare (empty free list, a thread's first call, the pool not
- * yet set up) is heap_alloc_slow.
+ * load from the heap's direct array, else through the class map), check that
+ * the head of its free list lies in the segment (which also catches the end
+ * of the list, NULL), pop it and decode the next link.  Everything rare
+ * (empty or corrupted free list, a thread's first call, the pool not yet set
+ * up) is heap_alloc_slow.
  *
  * free: 26 instructions: find the segment from the address (side table),
  * check it is this thread's, check the pointer is a block start
  * (multiply by a per-class magic) and that the block does not carry the free
- * tag (else heap_free_checked decides exactly whether it is a double free),
+ * tag (else heap_free_suspect decides exactly whether it is a double free),
  * push on the segment's free list, and take the slow path only when a segment
  * that is not current became empty or was full.
  *
- * Lists.  A list ends with a tagged pointer (bit 3 set) rather than NULL:
- * blocks are 16-byte aligned, so a real block never has bit 3 set, and the
- * end test is one bit test.  The free tag (see block_t) is a constant that
- * fits an instruction's 32-bit immediate: no load to store or compare it.
+ * Free lists that cannot be steered.  A link stored in a free block is
+ * encoded, (next ^ key) * mul modulo 2^64, with a random key and a random
+ * odd multiplier drawn per process (pool.link_key, pool.link_mul and its
+ * inverse).  Decoding multiplies back: a write into a freed block, whole or
+ * partial, decodes to an address that, but for a chance of about one in
+ * 2^48, lies outside the segment, which the next pop checks before handing it
+ * out (one subtract and one compare against the slab's bounds, shared with
+ * the end-of-list test): malloc then aborts with "malloc(): corrupted free
+ * list".  Every slow path that follows a link checks it the same way.
+ *
+ * The free tag (see block_t) is a constant that fits an instruction's 32-bit
+ * immediate: no load to store or compare it.  It only selects the frees that
+ * need a closer look; data equal to it costs a decode and a range check
+ * (heap_free_suspect), and only a block whose first word also decodes to a
+ * link of its slab, which takes the secret key to forge, is checked against
+ * the free list.
  */
 #ifndef SEGPOOL_ALLOC_H
 #define SEGPOOL_ALLOC_H
@@ -26,13 +40,25 @@
 #include "pool.h"
 #include "sizeclass.h"
 
-#define ALLOC_END_TAG ((uintptr_t)8)
 /* Sign-extended 0xa110cf4e: a kernel address, an unlikely integer. */
 #define ALLOC_FREE_TAG ((uintptr_t)(intptr_t)(int32_t)0xa110cf4e)
 
-SEGPOOL_INLINE int alloc_is_end(const block_t *b) { return ((uintptr_t)b & ALLOC_END_TAG) != 0; }
-/* The end marker of a list whose blocks are near b. */
-SEGPOOL_INLINE block_t *alloc_end_near(const void *b) { return (block_t *)((uintptr_t)b | ALLOC_END_TAG); }
+/* Lists end with NULL, which is outside every segment's bounds. */
+SEGPOOL_INLINE int alloc_is_end(const block_t *b) { return b == NULL; }
+
+/* A link as stored in a free block, and back (see "Free lists" above). */
+SEGPOOL_INLINE uintptr_t alloc_link_encode(const block_t *next) {
+    return ((uintptr_t)next ^ pool.link_key) * pool.link_mul;
+}
+SEGPOOL_INLINE block_t *alloc_link_decode(uintptr_t word) {
+    return (block_t *)((word * pool.link_mul_inverse) ^ pool.link_key);
+}
+
+/* b lies in the blocks of s (a head); false for NULL and for segment_empty,
+ * whose span is 0. */
+SEGPOOL_INLINE int alloc_in_slab(const segment_t *s, const block_t *b) {
+    return (uintptr_t)b - s->block_start < s->span;
+}
 
 /* This thread's identity as segment_t.owner holds it: one load of %fs:0. */
 SEGPOOL_INLINE uintptr_t alloc_thread_id(void) { return (uintptr_t)__builtin_thread_pointer(); }
@@ -58,23 +84,26 @@ SEGPOOL_INLINE int alloc_is_block_start(const segment_t *s, const void *p) {
     return alloc_is_block_start_at(s, (uintptr_t)p - pool.base);
 }
 
-/* b carries the free tag: it is (almost surely) free already. */
+/* b carries the free tag: it may be free already (heap_free_suspect decides). */
 SEGPOOL_INLINE int alloc_looks_free(const block_t *b) { return b->free_tag == ALLOC_FREE_TAG; }
 
-/* Take the head of s's free list (not empty) for heap h. */
+/* Take the head of s's free list, checked to lie in s.  The next link is
+ * decoded but not yet checked: the next pop checks it. */
 SEGPOOL_INLINE block_t *alloc_take(segment_t *s) {
     block_t *b = s->free;
     s->used++;
     s->allocs++;
-    s->free = b->next;
+    s->free = alloc_link_decode(b->next);
+    b->next = 0; /* a stale link and a tag the program writes must not pass for free */
     b->free_tag = 0;
     return b;
 }
 
-/* Pop a block of class c from h's current segment; NULL when it has none. */
+/* Pop a block of class c from h's current segment; NULL when it has none or
+ * its list is corrupted (heap_alloc_slow tells which). */
 SEGPOOL_INLINE void *alloc_pop(heap_t *h, unsigned c) {
     segment_t *s = h->current[c];
-    if (unlikely(alloc_is_end(s->free))) return NULL;
+    if (unlikely(!alloc_in_slab(s, s->free))) return NULL;
     return alloc_take(s);
 }
 
@@ -83,7 +112,7 @@ SEGPOOL_INLINE void *alloc_pop(heap_t *h, unsigned c) {
  * size - 1, so that the range test and the index share one subtraction). */
 SEGPOOL_INLINE void *alloc_pop_direct(heap_t *h, size_t step) {
     segment_t *s = h->direct[step];
-    if (unlikely(alloc_is_end(s->free))) return NULL;
+    if (unlikely(!alloc_in_slab(s, s->free))) return NULL;
     return alloc_take(s);
 }
 
@@ -114,7 +143,7 @@ SEGPOOL_INLINE int alloc_release_one(segment_t *s) {
  * segment carries SEGMENT_CURRENT in used, so only a segment that is not
  * current reaches 0, and a full one is negative: one test for both. */
 SEGPOOL_INLINE void alloc_free_local(segment_t *s, block_t *b) {
-    b->next = s->free;
+    b->next = alloc_link_encode(s->free);
     b->free_tag = ALLOC_FREE_TAG;
     s->free = b;
     if (unlikely(alloc_release_one(s))) heap_free_slow(s);
@@ -135,7 +164,7 @@ SEGPOOL_INLINE void alloc_free_at(void *p, uintptr_t off) {
         s = head;
     }
     if (unlikely(!alloc_is_block_start_at(s, off) || alloc_looks_free(b))) {
-        heap_free_checked(b, s);
+        heap_free_suspect(b, s);
         return;
     }
     alloc_free_local(s, b);

@@ -19,10 +19,13 @@
  * Heaps are never unmapped; a new thread adopts a dead heap (its segments and
  * all) before making a new one, so exited threads' memory is reused.
  *
- * Double frees.  The owner checks a suspicious free exactly (walks the
- * segment's free list after taking its remote stack).  A remote thread
- * cannot walk another thread's lists, so it parks a suspicious block in the
- * owner's suspects array for the owner to check.
+ * Double frees.  A free of a block that carries the free tag and whose first
+ * word decodes to a link of its slab is a suspect; the owner checks it
+ * exactly against the segment's free list after taking its remote stack.  A
+ * remote thread cannot walk another thread's lists, nor write into a block
+ * that may still be the program's, so it hands the owner a note naming the
+ * block (heap_suspect_t, from a metadata chunk): nothing is dropped, however
+ * many there are.  Data that merely equals the tag costs one decode.
  *
  * Lock order: pool.heaps_lock -> heap_t.lock -> pool.lock.
  */
@@ -31,11 +34,28 @@
 #include "alloc.h"
 #include "os.h"
 
-segment_t segment_empty = {.free = (block_t *)ALLOC_END_TAG};
+segment_t segment_empty = {.free = NULL, .span = 0};
 heap_t heap_empty = {.direct = {[0 ... HEAP_DIRECT_STEPS - 1] = &segment_empty},
                      .current = {[0 ... SEGPOOL_MAX_CLASSES - 1] = &segment_empty}};
 SEGPOOL_TLS heap_t *tls_heap = &heap_empty;
 static SEGPOOL_TLS int tls_thread_done;
+
+/* ---- Free lists --------------------------------------------------------------------- */
+
+/* The head of s's free list, checked: NULL when empty; a head outside the
+ * slab was decoded from a link that something overwrote. */
+static block_t *heap_free_head(const segment_t *s) {
+    block_t *b = s->free;
+    if (b && !alloc_in_slab(s, b)) alloc_report("malloc(): corrupted free list", b);
+    return b;
+}
+
+/* The block after f on s's free list, checked the same way. */
+static block_t *heap_free_next(const segment_t *s, const block_t *f) {
+    block_t *next = alloc_link_decode(f->next);
+    if (next && !alloc_in_slab(s, next)) alloc_report("malloc(): corrupted free list", f);
+    return next;
+}
 
 /* ---- Lists (the heap's own thread, or its lock holder) --------------------------- */
 
@@ -90,14 +110,19 @@ static void heap_segment_format(heap_t *h, segment_t *s, unsigned c) {
         s[i].heap = NULL;
         alloc_set_owner(&s[i], 0);
     }
-    /* Thread the free list through the blocks in address order. */
-    block_t *link = alloc_end_near(start);
+    /* Thread the free list through the blocks in address order, each tagged
+     * free, so that a free of a block never handed out is caught like a
+     * double free. */
+    block_t *link = NULL;
     for (uint32_t i = cls->capacity; i-- > 0;) {
         block_t *b = (block_t *)(start + (size_t)i * cls->size);
-        b->next = link;
+        b->next = alloc_link_encode(link);
+        b->free_tag = ALLOC_FREE_TAG;
         link = b;
     }
     s->free = (block_t *)start;
+    s->block_start = (uintptr_t)start;
+    s->span = cls->capacity * cls->size;
     s->used = 0;
     s->block_size = cls->size;
     s->div_magic = cls->div_magic;
@@ -175,7 +200,7 @@ static void heap_uninstall(heap_t *h, unsigned c) {
     if (s == &segment_empty) return;
     heap_set_current(h, c, &segment_empty);
     s->used -= SEGMENT_CURRENT;
-    if (alloc_is_end(s->free)) {
+    if (heap_free_head(s) == NULL) {
         s->used |= SEGMENT_FULL;
         heap_list_push(&h->full, s);
     } else if (s->used == 0) {
@@ -203,15 +228,25 @@ void heap_free_slow(segment_t *s) {
 
 /* ---- Remote frees ---------------------------------------------------------------- */
 
+/* The segment of b, a block on h's remote stack: checked to be a block of
+ * one of h's segments, since the link that led here was read from freed
+ * memory. */
+static segment_t *heap_remote_segment(heap_t *h, block_t *b, const block_t *from) {
+    if (!alloc_owns(b)) alloc_report("free(): corrupted list of blocks freed by other threads", from);
+    segment_t *s = segment_of(b);
+    if (s->kind != SEGMENT_BLOCKS || s->heap != h || !alloc_is_block_start(s, b))
+        alloc_report("free(): corrupted list of blocks freed by other threads", from);
+    return s;
+}
+
 /* Free every block of a taken remote stack locally (acting for h). */
 static void heap_free_list(heap_t *h, uintptr_t list) {
     block_t *b = (block_t *)list;
-    if (!b) return;
-    for (;;) {
-        block_t *next = b->next;
-        alloc_free_local(segment_of(b), b);
-        h->remote_received++;
-        if (alloc_is_end(next)) return;
+    while (b) {
+        segment_t *s = heap_remote_segment(h, b, b);
+        block_t *next = alloc_link_decode(b->next);
+        if (next) heap_remote_segment(h, next, b);
+        alloc_free_local(s, b);
         b = next;
     }
 }
@@ -223,32 +258,87 @@ static void heap_drain_remote(heap_t *h) {
     heap_free_list(h, list);
 }
 
-/* Exact double-free check for a block of h's own segment s, then the free. */
-static void heap_free_verified(heap_t *h, segment_t *s, block_t *b) {
+/* b (in s) carries the free tag: is it plausibly on a free list?  Its first
+ * word then decodes to NULL or to a block of the slab.  Program data passes
+ * only if it was written with the secret key. */
+static int heap_block_seems_free(const segment_t *s, const block_t *b) {
+    if (!alloc_looks_free(b)) return 0;
+    block_t *next = alloc_link_decode(b->next);
+    return next == NULL || alloc_in_slab(s, next);
+}
+
+/* Is b on s's free list?  A walk of at most the slab's capacity. */
+static int heap_list_holds(const segment_t *s, const block_t *b) {
+    uint32_t limit = sizeclass_table[s->class_index].capacity;
+    for (block_t *f = heap_free_head(s); f; f = heap_free_next(s, f)) {
+        if (f == b) return 1;
+        if (limit-- == 0) alloc_report("malloc(): corrupted free list (a cycle)", f);
+    }
+    return 0;
+}
+
+/* The exact check of a free of b, a block of h's segment s, by whoever acts
+ * for h; then the free. */
+static void heap_free_exact(heap_t *h, segment_t *s, block_t *b) {
     if (!alloc_is_block_start(s, b)) alloc_report("free(): invalid pointer (inside a block)", b);
-    if (alloc_looks_free(b)) {
+    if (heap_block_seems_free(s, b)) {
         if (h->dead == HEAP_LIVE) heap_drain_remote(h); /* b may be on the remote stack */
-        uint32_t limit = sizeclass_table[s->class_index].capacity;
-        for (block_t *f = s->free; !alloc_is_end(f); f = f->next) {
-            if (f == b) alloc_report("free(): double free detected", b);
-            if (limit-- == 0 || !alloc_owns(f)) alloc_report("free(): corrupted free list", b);
-        }
+        if (heap_list_holds(s, b)) alloc_report("free(): double free detected", b);
     }
     alloc_free_local(s, b);
 }
 
-void heap_free_checked(block_t *b, segment_t *s) { heap_free_verified(s->heap, s, b); }
+/* The fast path of free found b not at a block start, or carrying the tag. */
+void heap_free_suspect(block_t *b, segment_t *s) { heap_free_exact(s->heap, s, b); }
 
-/* Check the blocks other threads parked as suspects (h's thread or lock). */
+/* Notes for suspects come from metadata chunks and are reused through a
+ * free list: nothing here allocates through the pool. */
+static pthread_mutex_t heap_note_lock = PTHREAD_MUTEX_INITIALIZER;
+static heap_suspect_t *heap_note_free;
+
+static heap_suspect_t *heap_note_new(block_t *b) {
+    pthread_mutex_lock(&heap_note_lock);
+    if (!heap_note_free) {
+        size_t bytes = 64 * 1024;
+        heap_suspect_t *chunk = os_alloc_meta(bytes);
+        for (size_t i = 0; chunk && i < bytes / sizeof *chunk; i++) {
+            chunk[i].next = heap_note_free;
+            heap_note_free = &chunk[i];
+        }
+    }
+    heap_suspect_t *n = heap_note_free;
+    if (n) heap_note_free = n->next;
+    pthread_mutex_unlock(&heap_note_lock);
+    if (!n) alloc_report("free(): out of memory for the double-free check of", b);
+    n->block = b;
+    return n;
+}
+
+static void heap_note_release(heap_suspect_t *n) {
+    pthread_mutex_lock(&heap_note_lock);
+    n->next = heap_note_free;
+    heap_note_free = n;
+    pthread_mutex_unlock(&heap_note_lock);
+}
+
+/* Check the blocks other threads named as suspects (h's thread or lock). */
 static SEGPOOL_NOINLINE void heap_check_suspects(heap_t *h) {
-    if (__atomic_load_n(&h->suspect_count, __ATOMIC_RELAXED) == 0) return;
-    block_t *mine[16];
-    pthread_mutex_lock(&h->lock);
-    uint32_t n = h->suspect_count;
-    memcpy(mine, h->suspects, n * sizeof mine[0]);
-    __atomic_store_n(&h->suspect_count, 0, __ATOMIC_RELAXED);
-    pthread_mutex_unlock(&h->lock);
-    for (uint32_t i = 0; i < n; i++) heap_free_verified(h, segment_of(mine[i]), mine[i]);
+    heap_suspect_t *n = atomic_exchange_explicit(&h->suspects, NULL, memory_order_acquire);
+    while (n) {
+        heap_suspect_t *next = n->next;
+        block_t *b = n->block;
+        heap_note_release(n);
+        heap_free_exact(h, segment_of(b), b);
+        n = next;
+    }
+}
+
+/* Hand b to h's owner to check (h is live). */
+static void heap_suspect_push(heap_t *h, block_t *b) {
+    heap_suspect_t *n = heap_note_new(b);
+    heap_suspect_t *old = atomic_load_explicit(&h->suspects, memory_order_relaxed);
+    do n->next = old;
+    while (!atomic_compare_exchange_weak_explicit(&h->suspects, &old, n, memory_order_release, memory_order_relaxed));
 }
 
 static void heap_free_dead(heap_t *owner, segment_t *s, block_t *b);
@@ -263,22 +353,13 @@ void heap_free_remote(block_t *b, segment_t *s) {
     heap_t *self = tls_heap;
     if (self != &heap_empty) self->remote_frees++;
     else atomic_fetch_add_explicit(&pool.remote_frees_heapless, 1, memory_order_relaxed);
-    if (unlikely(alloc_looks_free(b))) {
+    if (unlikely(heap_block_seems_free(s, b))) {
         /* Maybe a double free: the owner decides. */
         pthread_mutex_lock(&owner->lock);
-        if (owner->dead != HEAP_LIVE) {
-            pthread_mutex_unlock(&owner->lock);
-            heap_free_dead(owner, s, b);
-            return;
-        }
-        uint32_t n = owner->suspect_count;
-        if (n < 16) {
-            owner->suspects[n] = b;
-            __atomic_store_n(&owner->suspect_count, n + 1, __ATOMIC_RELAXED);
-        } else {
-            owner->suspects_dropped++;
-        }
+        int live = owner->dead == HEAP_LIVE;
+        if (live) heap_suspect_push(owner, b);
         pthread_mutex_unlock(&owner->lock);
+        if (!live) heap_free_dead(owner, s, b);
         return;
     }
     uintptr_t old = atomic_load_explicit(&owner->remote, memory_order_relaxed);
@@ -287,7 +368,7 @@ void heap_free_remote(block_t *b, segment_t *s) {
             heap_free_dead(owner, s, b);
             return;
         }
-        b->next = old ? (block_t *)old : alloc_end_near(b);
+        b->next = alloc_link_encode((block_t *)old);
         b->free_tag = ALLOC_FREE_TAG;
     } while (!atomic_compare_exchange_weak_explicit(&owner->remote, &old, (uintptr_t)b, memory_order_release,
                                                     memory_order_relaxed));
@@ -306,7 +387,7 @@ static void heap_free_dead(heap_t *owner, segment_t *s, block_t *b) {
     if (owner->dead != HEAP_ORPHAN) {
         heap_free_list(owner, word & ~HEAP_REMOTE_DEAD);
         atomic_store(&owner->remote, HEAP_REMOTE_DEAD);
-        heap_free_verified(owner, s, b);
+        heap_free_exact(owner, s, b);
     }
     pthread_mutex_unlock(&owner->lock);
 }
@@ -346,9 +427,9 @@ void *heap_alloc_slow(heap_t *h, unsigned c) {
         return alloc_class(h, c);
     }
     heap_drain_remote(h);
-    if (unlikely(__atomic_load_n(&h->suspect_count, __ATOMIC_RELAXED) != 0)) heap_check_suspects(h);
+    if (unlikely(atomic_load_explicit(&h->suspects, memory_order_relaxed) != NULL)) heap_check_suspects(h);
     segment_t *s = h->current[c];
-    if (alloc_is_end(s->free) && (s = heap_next_segment(h, c)) == NULL) return NULL;
+    if (heap_free_head(s) == NULL && (s = heap_next_segment(h, c)) == NULL) return NULL;
     return alloc_take(s);
 }
 
@@ -433,9 +514,7 @@ static void heap_abandon_locked(heap_t *h) {
     h->dead = HEAP_DEAD;
     h->cache_limit = 0;
     heap_free_list(h, word & ~HEAP_REMOTE_DEAD);
-    uint32_t n = h->suspect_count;
-    h->suspect_count = 0;
-    for (uint32_t i = 0; i < n; i++) heap_free_verified(h, segment_of(h->suspects[i]), h->suspects[i]);
+    heap_check_suspects(h);
     for (unsigned c = 0; c < sizeclass_count; c++) heap_uninstall(h, c);
     heap_empty_flush(h);
     heap_set_owner(h, 0); /* before the thread pointer can be reused */

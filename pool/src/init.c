@@ -57,11 +57,23 @@ static void pool_verbose(void) {
     (void)rc;
 }
 
+/* The free-list link encoding: a random key and a random odd multiplier with
+ * its inverse modulo 2^64 (Newton's iteration doubles the correct low bits
+ * each step, from 3 for any odd number). */
+static void pool_choose_link_encoding(void) {
+    uint64_t mul = os_random() | 1, inverse = mul;
+    for (int i = 0; i < 5; i++) inverse *= 2 - mul * inverse;
+    pool.link_key = (uintptr_t)os_random();
+    pool.link_mul = (uintptr_t)mul;
+    pool.link_mul_inverse = (uintptr_t)inverse;
+}
+
 static int pool_setup(void) {
     config_defaults(&pool.config);
     config_load(&pool.config, environ, os_is_secure(), 2);
     if (pool.config.verbose) pool_verbose();
     if (pool.config.disable) return -1;
+    pool_choose_link_encoding();
 
     pool.segment_size = (size_t)pool.config.segment_size;
     pool.segment_shift = (unsigned)__builtin_ctzll(pool.segment_size);

@@ -25,6 +25,8 @@ typedef enum pool_state_e { POOL_UNINIT = 0, POOL_INITIALIZING, POOL_READY, POOL
 typedef struct pool_s {
     /* Read on every call; written once by pool_init. */
     uintptr_t base;           /* arena start, 2 MiB aligned */
+    uintptr_t link_key;       /* free-list link encoding (alloc.h), random */
+    uintptr_t link_mul, link_mul_inverse; /* random odd multiplier and its inverse mod 2^64 */
     size_t size;              /* arena bytes; 0 until ready, so nothing is owned */
     size_t small_max;         /* largest request served: the segment size; 0 until ready */
     segment_t *segments;      /* side table, one entry per segment */
@@ -112,7 +114,7 @@ SEGPOOL_INLINE segment_t *segment_of(const void *p) {
 void *heap_alloc_slow(heap_t *h, unsigned cls);
 void heap_free_slow(segment_t *s);
 void heap_free_remote(block_t *b, segment_t *s);
-void heap_free_checked(block_t *b, segment_t *s);
+void heap_free_suspect(block_t *b, segment_t *s);
 void heap_collect(heap_t *h);
 void heap_note_fallback(segpool_fallback_t why, size_t size);
 void heap_fork_prepare(void);
@@ -120,7 +122,9 @@ void heap_fork_parent(void);
 void heap_fork_child(void);
 int heap_init_once(void);
 
-/* alloc.c: misuse reports (never return). */
+/* alloc.c: misuse reports (never return).  Each names the call and the
+ * fault, glibc's way: "free(): double free detected", "malloc(): corrupted
+ * free list", "free(): invalid pointer ...". */
 SEGPOOL_COLD __attribute__((noreturn)) void alloc_report(const char *what, const void *p);
 
 #endif /* SEGPOOL_POOL_H */

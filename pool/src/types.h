@@ -65,13 +65,14 @@ _Static_assert(SEGPOOL_MAX_REGION_SEGMENTS == 512, "region bitmaps are eight 64-
 
 typedef struct heap_s heap_t;
 
-/* A free block.  The first word links the list it is on; the second holds
- * ALLOC_FREE_TAG while the block is free, and malloc clears it: a free of a
- * block that carries the tag is almost surely a double free, which the owner
- * confirms by walking the list (user data equal to the tag costs that walk,
- * never a false report).  Every block is at least 16 bytes. */
+/* A free block.  The first word links the list it is on, encoded (alloc.h:
+ * alloc_link_encode); the second holds ALLOC_FREE_TAG while the block is
+ * free, and malloc clears it.  A free of a block that carries the tag and
+ * whose first word decodes to a link inside its slab is almost surely a
+ * double free, which the owner confirms against the list: never a false
+ * report, never a leak.  Every block is at least 16 bytes. */
 typedef struct block_s {
-    struct block_s *next;
+    uintptr_t next;
     uintptr_t free_tag;
 } block_t;
 
@@ -96,7 +97,8 @@ typedef enum segment_kind_e {
  * Invariants for a SEGMENT_BLOCKS head s of class c, owned by heap h:
  *   used & SEGMENT_LIVE_MASK == blocks handed out and not yet freed to s
  *                               (blocks in h's remote queue still count);
- *   |s->free| + live == capacity of class c; the list ends in a tagged link;
+ *   |s->free| + live == capacity of class c; the list ends in NULL, and
+ *   every link on it is encoded and lies in [block_start, block_start+span);
  *   exactly one of: s == h->current[c] (SEGMENT_CURRENT set), s on
  *   h->partial[c] (some blocks free, some live), s on h->empty[c] (live 0),
  *   or SEGMENT_FULL (no free block, on no list);
@@ -126,11 +128,13 @@ typedef struct segment_s {
     uint8_t pad0[23];
 
     /* Written by the owner on every allocation and local free. */
-    block_t *free;            /* head of the free list */
+    block_t *free;            /* head of the free list (decoded; checked before use) */
     uint32_t used;            /* live blocks | SEGMENT_FULL | SEGMENT_CURRENT */
     uint32_t pad1;
+    uintptr_t block_start;    /* address of its first block */
+    uintptr_t span;           /* bytes of the slab's blocks; 0 when it holds none (a full word: one compare) */
     uint64_t allocs;          /* blocks handed out since it was formatted (statistics) */
-    uint8_t pad2[40];
+    uint8_t pad2[24];
 } segment_t;
 
 _Static_assert(sizeof(segment_t) == 128, "segment metadata is two cache lines");
@@ -184,16 +188,14 @@ struct heap_s {
     uint64_t fallback[4];                    /* requests this thread sent elsewhere, by reason */
     uint64_t large_sizes[SEGPOOL_STATS_SIZE_BINS];
     uint64_t remote_frees;                   /* frees this thread sent to other heaps */
-    uint64_t remote_received;
     heap_t *next_heap;                       /* pool.heaps list, never unlinked */
     pthread_mutex_t lock;                    /* held by whoever acts for a dead heap */
     int dead;                                /* HEAP_LIVE, HEAP_DEAD or HEAP_ORPHAN; under lock */
 
-    /* Frees from other threads of blocks that looked already free: checked
-     * exactly by the owner (heap_alloc_slow, heap_collect).  Under lock. */
-    block_t *suspects[16];
-    uint32_t suspect_count;
-    uint64_t suspects_dropped;               /* the array was full: leaked, never corrupted */
+    /* Frees from other threads of blocks that looked already free, each in
+     * a note of its own (the block may be the program's data, so it is not
+     * written): checked exactly by the owner at its next slow path. */
+    _Atomic(struct heap_suspect_s *) suspects;
 
     /* Blocks freed by other threads: a Treiber stack of block_t, links encoded
      * like free lists.  Bit 0 set: the heap is dead, push nothing, take lock. */
@@ -201,6 +203,12 @@ struct heap_s {
 };
 
 #define HEAP_REMOTE_DEAD ((uintptr_t)1)
+
+/* A block another thread freed that looked free already (heap.suspects). */
+typedef struct heap_suspect_s {
+    struct heap_suspect_s *next;
+    block_t *block;
+} heap_suspect_t;
 
 /* A dead heap's thread has exited: whoever holds its lock acts for it, and a
  * new thread may adopt it.  An orphan heap belonged to another thread of the
