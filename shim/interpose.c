@@ -6,7 +6,8 @@
  * is the pool's, anything else is glibc's.  Rules kept from glibc: free and
  * a pool free preserve errno; malloc(0) is a unique pointer; realloc(p, 0)
  * frees p and returns NULL; failures return NULL with errno ENOMEM;
- * posix_memalign returns EINVAL for a bad alignment and leaves *memptr alone.
+ * posix_memalign returns EINVAL for a bad alignment and leaves *memptr alone,
+ * and on failure returns ENOMEM with errno ENOMEM too (glibc sets both).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -93,9 +94,10 @@ SHIM_EXPORT int posix_memalign(void **memptr, size_t alignment, size_t size) {
     int saved = errno;
     void *p = memalign(alignment, size);
     if (!p) {
-        errno = saved;
+        errno = ENOMEM; /* as glibc: the return value and errno */
         return ENOMEM;
     }
+    errno = saved;
     *memptr = p;
     return 0;
 }

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "alloc.h"
+#include "lock.h"
 
 /* "segshim: <what> at 0x...": formatted on the stack, never allocates. */
 void alloc_report(const char *what, const void *p) {
@@ -24,6 +25,12 @@ void alloc_report(const char *what, const void *p) {
     ssize_t rc = write(2, line, n);
     (void)rc;
     abort();
+}
+
+SEGPOOL_TLS lock_held_t tls_locks_held;
+
+void lock_reentered(pthread_mutex_t *m) {
+    alloc_report("malloc(): re-entered from a signal handler while this thread held the allocator lock", m);
 }
 
 SEGPOOL_API void *segpool_malloc(size_t size) {

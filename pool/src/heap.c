@@ -32,6 +32,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "lock.h"
 #include "os.h"
 
 segment_t segment_empty = {.free = NULL, .span = 0};
@@ -297,7 +298,7 @@ static pthread_mutex_t heap_note_lock = PTHREAD_MUTEX_INITIALIZER;
 static heap_suspect_t *heap_note_free;
 
 static heap_suspect_t *heap_note_new(block_t *b) {
-    pthread_mutex_lock(&heap_note_lock);
+    lock_acquire(&heap_note_lock);
     if (!heap_note_free) {
         size_t bytes = 64 * 1024;
         heap_suspect_t *chunk = os_alloc_meta(bytes);
@@ -308,17 +309,17 @@ static heap_suspect_t *heap_note_new(block_t *b) {
     }
     heap_suspect_t *n = heap_note_free;
     if (n) heap_note_free = n->next;
-    pthread_mutex_unlock(&heap_note_lock);
+    lock_release(&heap_note_lock);
     if (!n) alloc_report("free(): out of memory for the double-free check of", b);
     n->block = b;
     return n;
 }
 
 static void heap_note_release(heap_suspect_t *n) {
-    pthread_mutex_lock(&heap_note_lock);
+    lock_acquire(&heap_note_lock);
     n->next = heap_note_free;
     heap_note_free = n;
-    pthread_mutex_unlock(&heap_note_lock);
+    lock_release(&heap_note_lock);
 }
 
 /* Check the blocks other threads named as suspects (h's thread or lock). */
@@ -355,10 +356,10 @@ void heap_free_remote(block_t *b, segment_t *s) {
     else atomic_fetch_add_explicit(&pool.remote_frees_heapless, 1, memory_order_relaxed);
     if (unlikely(heap_block_seems_free(s, b))) {
         /* Maybe a double free: the owner decides. */
-        pthread_mutex_lock(&owner->lock);
+        lock_acquire(&owner->lock);
         int live = owner->dead == HEAP_LIVE;
         if (live) heap_suspect_push(owner, b);
-        pthread_mutex_unlock(&owner->lock);
+        lock_release(&owner->lock);
         if (!live) heap_free_dead(owner, s, b);
         return;
     }
@@ -376,11 +377,11 @@ void heap_free_remote(block_t *b, segment_t *s) {
 
 /* A free into a dead heap: act for it under its lock. */
 static void heap_free_dead(heap_t *owner, segment_t *s, block_t *b) {
-    pthread_mutex_lock(&owner->lock);
+    lock_acquire(&owner->lock);
     uintptr_t word = atomic_load(&owner->remote);
     if (!(word & HEAP_REMOTE_DEAD)) {
         /* Adopted meanwhile: it is a live heap again. */
-        pthread_mutex_unlock(&owner->lock);
+        lock_release(&owner->lock);
         heap_free_remote(b, s);
         return;
     }
@@ -389,7 +390,7 @@ static void heap_free_dead(heap_t *owner, segment_t *s, block_t *b) {
         atomic_store(&owner->remote, HEAP_REMOTE_DEAD);
         heap_free_exact(owner, s, b);
     }
-    pthread_mutex_unlock(&owner->lock);
+    lock_release(&owner->lock);
 }
 
 /* Take remote frees and suspects, give back empty current segments and every
@@ -472,25 +473,25 @@ static void heap_set_owner(heap_t *h, uintptr_t tp) {
 /* A heap for the calling thread: a dead one adopted, else a new one. */
 static heap_t *heap_acquire(void) {
     if (tls_thread_done || pool_init() != 0) return NULL;
-    pthread_mutex_lock(&pool.heaps_lock);
+    lock_acquire(&pool.heaps_lock);
     /* Prefer a dead heap that still owns segments: its memory is reused. */
     heap_t *h = NULL, *any_dead = NULL;
     for (heap_t *d = pool.heaps; d && !h; d = d->next_heap) {
         if (d->dead != HEAP_DEAD) continue;
-        pthread_mutex_lock(&d->lock); /* others may be freeing into it */
+        lock_acquire(&d->lock); /* others may be freeing into it */
         if (d->segments_owned) h = d;
-        pthread_mutex_unlock(&d->lock);
+        lock_release(&d->lock);
         if (!any_dead) any_dead = d;
     }
     if (!h) h = any_dead;
     if (h) {
-        pthread_mutex_lock(&h->lock);
+        lock_acquire(&h->lock);
         uintptr_t word = atomic_exchange(&h->remote, HEAP_REMOTE_DEAD);
         heap_free_list(h, word & ~HEAP_REMOTE_DEAD);
         heap_set_owner(h, alloc_thread_id());
         h->dead = HEAP_LIVE;
         atomic_store(&h->remote, 0);
-        pthread_mutex_unlock(&h->lock);
+        lock_release(&h->lock);
     } else {
         h = heap_new_locked();
         if (h) h->owner_tp = alloc_thread_id();
@@ -499,7 +500,7 @@ static heap_t *heap_acquire(void) {
         h->cache_limit = (uint32_t)pool.config.tcache;
         pool.heaps_live++;
     }
-    pthread_mutex_unlock(&pool.heaps_lock);
+    lock_release(&pool.heaps_lock);
     if (!h) return NULL;
     tls_heap = h;
     /* May allocate (through this heap, already installed). */
@@ -524,12 +525,12 @@ static void heap_thread_done(void *arg) {
     heap_t *h = arg;
     tls_heap = &heap_empty;
     tls_thread_done = 1;
-    pthread_mutex_lock(&pool.heaps_lock);
-    pthread_mutex_lock(&h->lock);
+    lock_acquire(&pool.heaps_lock);
+    lock_acquire(&h->lock);
     heap_abandon_locked(h);
-    pthread_mutex_unlock(&h->lock);
+    lock_release(&h->lock);
     pool.heaps_live--;
-    pthread_mutex_unlock(&pool.heaps_lock);
+    lock_release(&pool.heaps_lock);
 }
 
 int heap_init_once(void) {
@@ -553,25 +554,57 @@ void heap_note_fallback(segpool_fallback_t why, size_t size) {
 
 /* ---- fork -------------------------------------------------------------------------- */
 
+/* Across fork every allocator lock is held by the forking thread, so that the
+ * child finds the heaps and the pool whole.  Two cases must not deadlock:
+ *  - fork from a signal handler that interrupted fork (or the allocator) in
+ *    the same thread: the nested prepare takes nothing (tls_fork_depth), and
+ *    a process with one thread takes nothing at all: no other thread can
+ *    hold a lock, and its own may be held by the interrupted frame;
+ *  - stdio: glibc's fork takes stdio's list lock after the prepare handlers,
+ *    and fflush(NULL) holds it while it waits for a stream's lock, whose
+ *    holder (getline) may be waiting for an allocator lock.  So the prepare
+ *    handler takes the list lock first (it is recursive; glibc's fork takes
+ *    it again), then the allocator's, the order glibc keeps for its own
+ *    malloc (glibc bug 19431). */
+extern char __libc_single_threaded __attribute__((weak));
+extern void _IO_list_lock(void) __attribute__((weak));
+extern void _IO_list_unlock(void) __attribute__((weak));
+
+static SEGPOOL_TLS unsigned tls_fork_depth;
+static SEGPOOL_TLS int tls_fork_locked;
+
+static int heap_process_single_threaded(void) { return &__libc_single_threaded != NULL && __libc_single_threaded; }
+
 void heap_fork_prepare(void) {
-    if (atomic_load(&pool.state) != POOL_READY) return;
+    if (tls_fork_depth++ != 0 || atomic_load(&pool.state) != POOL_READY || heap_process_single_threaded()) return;
+    if (_IO_list_lock) _IO_list_lock();
     pthread_mutex_lock(&pool.heaps_lock);
     for (heap_t *h = pool.heaps; h; h = h->next_heap) pthread_mutex_lock(&h->lock);
+    pthread_mutex_lock(&heap_note_lock);
     pthread_mutex_lock(&pool.lock);
+    tls_fork_locked = 1;
 }
 
 void heap_fork_parent(void) {
-    if (atomic_load(&pool.state) != POOL_READY) return;
+    if (--tls_fork_depth != 0 || !tls_fork_locked) return;
+    tls_fork_locked = 0;
     pthread_mutex_unlock(&pool.lock);
+    pthread_mutex_unlock(&heap_note_lock);
     for (heap_t *h = pool.heaps; h; h = h->next_heap) pthread_mutex_unlock(&h->lock);
     pthread_mutex_unlock(&pool.heaps_lock);
+    if (_IO_list_unlock) _IO_list_unlock();
 }
 
 /* Only the forking thread lives on in the child.  Every other live heap is
  * orphaned (see HEAP_ORPHAN); dead heaps stay dead and adoptable. */
 void heap_fork_child(void) {
+    /* glibc reset stdio's list lock in the child: nothing of it to release. */
+    tls_fork_depth--;
+    tls_fork_locked = 0;
+    lock_forget_all();
     if (atomic_load(&pool.state) != POOL_READY) return;
     segment_fork_child();
+    pthread_mutex_init(&heap_note_lock, NULL);
     pthread_mutex_init(&pool.heaps_lock, NULL);
     heap_t *self = tls_heap;
     unsigned live = 0, orphans = 0;

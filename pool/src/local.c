@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "alloc.h"
+#include "lock.h"
 #include "os.h"
 
 struct segpool_local_s {
@@ -143,9 +144,9 @@ static void *local_request_locked(segpool_local_t *lp) {
 }
 
 SEGPOOL_API void *segpool_local_request(segpool_local_t *lp) {
-    pthread_mutex_lock(&lp->lock);
+    lock_acquire(&lp->lock);
     void *seg = local_request_locked(lp);
-    pthread_mutex_unlock(&lp->lock);
+    lock_release(&lp->lock);
     return seg;
 }
 
@@ -160,7 +161,7 @@ SEGPOOL_API void *segpool_local_request_timeout(segpool_local_t *lp, long timeou
             deadline.tv_nsec -= 1000000000L;
         }
     }
-    pthread_mutex_lock(&lp->lock);
+    lock_acquire(&lp->lock);
     void *seg;
     while ((seg = local_request_locked(lp)) == NULL) {
         if (timeout_ms == 0) break;
@@ -190,13 +191,13 @@ SEGPOOL_API void *segpool_local_request_timeout(segpool_local_t *lp, long timeou
             }
         }
     }
-    pthread_mutex_unlock(&lp->lock);
+    lock_release(&lp->lock);
     if (!seg) errno = ETIMEDOUT;
     return seg;
 }
 
 SEGPOOL_API void segpool_local_recycle(segpool_local_t *lp, void *segment) {
-    pthread_mutex_lock(&lp->lock);
+    lock_acquire(&lp->lock);
     segment_t *s = local_check(segment, lp, "segpool_local_recycle(): segment not handed out by this pool");
     if (local_link(s)->next == NULL && local_link(s)->prev == NULL && lp->out_list != s)
         alloc_report("segpool_local_recycle(): segment recycled twice", segment);
@@ -210,7 +211,7 @@ SEGPOOL_API void segpool_local_recycle(segpool_local_t *lp, void *segment) {
         lp->free = segment;
         pthread_cond_signal(&lp->cond);
     }
-    pthread_mutex_unlock(&lp->lock);
+    lock_release(&lp->lock);
 }
 
 SEGPOOL_API size_t segpool_local_in_use(const segpool_local_t *lp) {
@@ -219,7 +220,7 @@ SEGPOOL_API size_t segpool_local_in_use(const segpool_local_t *lp) {
 
 SEGPOOL_API void segpool_local_destroy(segpool_local_t *lp) {
     if (!lp) return;
-    pthread_mutex_lock(&lp->lock);
+    lock_acquire(&lp->lock);
     while (lp->free) {
         void *seg = lp->free;
         lp->free = *(void **)seg;
@@ -233,7 +234,7 @@ SEGPOOL_API void segpool_local_destroy(segpool_local_t *lp) {
         s->local = NULL;
         local_give_global(s);
     }
-    pthread_mutex_unlock(&lp->lock);
+    lock_release(&lp->lock);
     pthread_mutex_destroy(&lp->lock);
     pthread_cond_destroy(&lp->cond);
     os_release(lp, sizeof *lp);

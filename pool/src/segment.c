@@ -30,6 +30,7 @@
 #define _GNU_SOURCE
 #include <string.h>
 
+#include "lock.h"
 #include "os.h"
 #include "pool.h"
 
@@ -110,9 +111,9 @@ static void segment_mark(region_t *r, size_t first, unsigned count, int free) {
 static int segment_purge_locked(region_t *r) {
     segment_region_remove_locked(r);
     r->state = REGION_PURGING;
-    pthread_mutex_unlock(&pool.lock);
+    lock_release(&pool.lock);
     int rc = arena_purge_region(r);
-    pthread_mutex_lock(&pool.lock);
+    lock_acquire(&pool.lock);
     if (rc != 0) {
         r->state = REGION_COMMITTED;
         segment_region_insert_locked(r); /* with a new timestamp */
@@ -141,9 +142,9 @@ static void segment_purge_expired_locked(void) {
 
 void segment_purge_expired(void) {
     if (!pool.empty_tail) return; /* racy peek: nothing to do is the common case */
-    pthread_mutex_lock(&pool.lock);
+    lock_acquire(&pool.lock);
     segment_purge_expired_locked();
-    pthread_mutex_unlock(&pool.lock);
+    lock_release(&pool.lock);
 }
 
 /* ---- Request and recycle ---------------------------------------------------------- */
@@ -205,7 +206,7 @@ static region_t *segment_pick_region_locked(unsigned count) {
 }
 
 segment_t *segment_request(unsigned count) {
-    pthread_mutex_lock(&pool.lock);
+    lock_acquire(&pool.lock);
     segment_purge_expired_locked();
     region_t *r = segment_pick_region_locked(count);
     segment_t *s = NULL;
@@ -218,7 +219,7 @@ segment_t *segment_request(unsigned count) {
         if (pool.segments_out > pool.segments_peak) pool.segments_peak = pool.segments_out;
         s = &pool.segments[(size_t)(r - pool.regions) * pool.region_segments + (size_t)first];
     }
-    pthread_mutex_unlock(&pool.lock);
+    lock_release(&pool.lock);
     return s;
 }
 
@@ -235,14 +236,14 @@ void segment_recycle(segment_t *s, unsigned count) {
     }
     size_t index = segment_index(s);
     region_t *r = &pool.regions[index / pool.region_segments];
-    pthread_mutex_lock(&pool.lock);
+    lock_acquire(&pool.lock);
     segment_region_remove_locked(r);
     segment_mark(r, index % pool.region_segments, count, 1);
     r->free_count += count;
     segment_region_insert_locked(r);
     pool.segments_out -= count;
     segment_purge_expired_locked();
-    pthread_mutex_unlock(&pool.lock);
+    lock_release(&pool.lock);
 }
 
 /* In the child of fork: the lock was held by the forking thread.  A region

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "alloc.h"
+#include "lock.h"
 #include "os.h"
 #include "stats.h"
 
@@ -25,7 +26,7 @@
 
 /* Other threads' counters are read while they run: approximate by design. */
 STATS_RACY static void stats_merge_heaps(segpool_stats_t *out, size_t *cached) {
-    pthread_mutex_lock(&pool.heaps_lock);
+    lock_acquire(&pool.heaps_lock);
     for (heap_t *h = pool.heaps; h; h = h->next_heap) {
         *cached += h->empty_count;
         out->remote_frees += h->remote_frees;
@@ -41,7 +42,7 @@ STATS_RACY static void stats_merge_heaps(segpool_stats_t *out, size_t *cached) {
     }
     out->threads_live = pool.heaps_live;
     out->threads_total = pool.heaps_total;
-    pthread_mutex_unlock(&pool.heaps_lock);
+    lock_release(&pool.heaps_lock);
 }
 
 /* Blocks live now, and the allocations of segments still in their class. */
@@ -81,14 +82,14 @@ SEGPOOL_API void segpool_stats_get(segpool_stats_t *out) {
     uint64_t live = stats_walk_segments(out);
     for (unsigned c = 0; c < sizeclass_count; c++) out->pool_requests += out->class_requests[c];
 
-    pthread_mutex_lock(&pool.lock);
+    lock_acquire(&pool.lock);
     size_t handed_out = pool.segments_out;
     out->segments_user = __atomic_load_n(&pool.segments_user, __ATOMIC_RELAXED);
     out->segments_peak = pool.segments_peak;
     out->regions_committed = pool.regions_committed;
     out->regions_peak = pool.regions_peak;
     out->regions_purged = pool.regions_purged;
-    pthread_mutex_unlock(&pool.lock);
+    lock_release(&pool.lock);
 
     out->segments_cached = cached < handed_out ? cached : handed_out;
     out->segments_in_use = handed_out - out->segments_cached;

@@ -1,0 +1,60 @@
+/*
+ * lock.h - the allocator's mutexes, taken through lock_acquire and
+ * lock_release so that a thread can never wait for a lock it holds itself.
+ *
+ * That happens when a signal handler calls malloc or free while its thread
+ * is inside one of the allocator's locked slow paths: glibc's malloc may
+ * crash there, and a plain mutex would hang the program for ever.  Each
+ * thread keeps the few locks it holds (at most LOCK_HELD_MAX: the deepest
+ * nesting is pool.heaps_lock -> heap lock -> pool.lock); taking one of them
+ * again aborts with "segshim: malloc(): re-entered from a signal handler".
+ * Only slow paths take locks, so the bookkeeping costs the fast paths nothing.
+ *
+ * The fork handlers (heap.c) take and reset the locks directly: in the child
+ * every lock is initialized afresh.
+ */
+#ifndef SEGPOOL_LOCK_H
+#define SEGPOOL_LOCK_H
+
+#include <pthread.h>
+
+#include "types.h"
+
+#define LOCK_HELD_MAX 8
+
+typedef struct lock_held_s {
+    pthread_mutex_t *held[LOCK_HELD_MAX];
+    unsigned count;
+} lock_held_t;
+
+extern SEGPOOL_TLS lock_held_t tls_locks_held SEGPOOL_HIDDEN;
+
+SEGPOOL_COLD __attribute__((noreturn)) void lock_reentered(pthread_mutex_t *m);
+
+static inline void lock_acquire(pthread_mutex_t *m) {
+    lock_held_t *t = &tls_locks_held;
+    for (unsigned i = 0; i < t->count && i < LOCK_HELD_MAX; i++)
+        if (unlikely(t->held[i] == m)) lock_reentered(m);
+    pthread_mutex_lock(m);
+    if (t->count < LOCK_HELD_MAX) t->held[t->count] = m;
+    t->count++;
+}
+
+static inline void lock_release(pthread_mutex_t *m) {
+    lock_held_t *t = &tls_locks_held;
+    /* Locks are released in any order: drop m from the set. */
+    unsigned n = t->count < LOCK_HELD_MAX ? t->count : LOCK_HELD_MAX;
+    for (unsigned i = n; i-- > 0;) {
+        if (t->held[i] == m) {
+            t->held[i] = t->held[n - 1];
+            break;
+        }
+    }
+    t->count--;
+    pthread_mutex_unlock(m);
+}
+
+/* The calling thread holds no allocator lock (the child of fork starts so). */
+static inline void lock_forget_all(void) { tls_locks_held.count = 0; }
+
+#endif /* SEGPOOL_LOCK_H */
