@@ -96,6 +96,7 @@ int segment_pool_init(void);
 segment_t *segment_request(unsigned count);
 void segment_recycle(segment_t *s, unsigned count);
 void segment_purge_expired(void);
+size_t segment_trim(void);           /* purge every wholly free region now; bytes given back */
 void segment_purger_start(void);
 /* Start the purger if a region came free; only where no allocator lock is held. */
 SEGPOOL_INLINE void segment_purger_poll(void) {
