@@ -93,7 +93,7 @@ static const config_option_t *config_find(const char *name) {
 }
 
 /* An option's value as config_format prints it (and the parser accepts). */
-static void config_buf_value(text_t *b, const config_t *cfg, const config_option_t *opt, int64_t v) {
+static void config_text_value(text_t *b, const config_t *cfg, const config_option_t *opt, int64_t v) {
     switch (opt->kind) {
     case CONFIG_SIZE:
     case CONFIG_POW2:
@@ -443,7 +443,7 @@ static void config_report(int errfd, const char *entry, size_t name_len, const c
         text_str(&b, "); using ");
         int64_t cur = config_field_get(cfg, opt);
         text_str(&b, cur == opt->def ? "the default " : "");
-        config_buf_value(&b, cfg, opt, cur);
+        config_text_value(&b, cfg, opt, cur);
         /* A sentinel default (outside [min, max], pool_size 0) means "decide
          * at start-up"; say so rather than print a bare 0. */
         if (cur == opt->def && (opt->kind == CONFIG_SIZE || opt->kind == CONFIG_POW2) &&
@@ -509,10 +509,10 @@ size_t config_format_lines(const config_t *cfg, const config_t *requested, const
         text_str(&b, CONFIG_PREFIX);
         text_str(&b, opt->name);
         text_str(&b, "=");
-        config_buf_value(&b, cfg, opt, config_field_get(cfg, opt));
+        config_text_value(&b, cfg, opt, config_field_get(cfg, opt));
         if (requested != NULL && !config_same(cfg, requested, opt)) {
             text_str(&b, "  (requested ");
-            config_buf_value(&b, requested, opt, config_field_get(requested, opt));
+            config_text_value(&b, requested, opt, config_field_get(requested, opt));
             text_str(&b, ")");
         }
         text_str(&b, "\n");
