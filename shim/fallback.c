@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "stats.h"
 
 /* Why the pool did not serve a request of this size. */
 static segpool_fallback_t fallback_reason(size_t size) {
@@ -28,6 +29,7 @@ static segpool_fallback_t fallback_reason(size_t size) {
 /* malloc when the fast path could not: the first call, or the pool could
  * not serve (too large, exhausted, after thread exit). */
 void *fallback_malloc(size_t size) {
+    stats_poll(); /* a safe point for SEGSHIM_STATS_SIGNAL: no allocator lock held */
     if (likely(size <= pool_small_max())) {
         void *p = heap_alloc_slow(tls_heap, sizeclass_of(size)); /* the fast path just missed */
         if (p) return p;

@@ -8,15 +8,26 @@
  * frees p and returns NULL; failures return NULL with errno ENOMEM;
  * posix_memalign returns EINVAL for a bad alignment and leaves *memptr alone,
  * and on failure returns ENOMEM with errno ENOMEM too (glibc sets both).
+ *
+ * glibc's introspection calls (malloc_trim, mallinfo2, mallinfo,
+ * malloc_stats, malloc_info) answer for both allocators: the pool's part,
+ * then glibc's own, found in libc.so.6 itself (shim_libc).
  */
 #define _GNU_SOURCE
+#include <dlfcn.h>
 #include <errno.h>
+#include <limits.h>
+#include <malloc.h>
+#include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "alloc.h"
 #include "fallback.h"
+#include "stats.h"
 
 #define SHIM_EXPORT __attribute__((visibility("default")))
 
@@ -122,3 +133,131 @@ SHIM_EXPORT size_t malloc_usable_size(void *ptr) {
 /* The documented statistics call (segpool.h): also exported by the shim so
  * that a program run under it can print the figures at any moment. */
 SHIM_EXPORT int segshim_stats_print(int fd, int json) { return segpool_stats_print(fd, json); }
+
+/* ---- glibc's introspection ---------------------------------------------------- */
+
+/* glibc's own definition of name, looked up once in libc.so.6 (not
+ * RTLD_NEXT: a program linked with another allocator would give us that
+ * one's).  NULL when libc does not define it. */
+static void *shim_libc(const char *name, _Atomic(void *) *cache) {
+    void *fn = atomic_load_explicit(cache, memory_order_acquire);
+    if (fn == NULL) {
+        void *libc = dlopen("libc.so.6", RTLD_NOW | RTLD_NOLOAD);
+        if (libc != NULL) fn = dlsym(libc, name);
+        if (fn != NULL) atomic_store_explicit(cache, fn, memory_order_release);
+    }
+    return fn;
+}
+
+/* libc_NAME: glibc's NAME, of type NAME_fn. */
+#define SHIM_LIBC(name)                         \
+    static _Atomic(void *) shim_libc_##name;   \
+    name##_fn libc_##name = (name##_fn)shim_libc(#name, &shim_libc_##name)
+
+typedef int (*malloc_trim_fn)(size_t);
+typedef struct mallinfo2 (*mallinfo2_fn)(void);
+typedef void (*malloc_stats_fn)(void);
+typedef int (*malloc_info_fn)(int, FILE *);
+
+/* The pool's wholly free regions go back to the OS now (whatever
+ * SEGSHIM_DECAY_MS says), then glibc trims its heap.  1 when either gave
+ * memory back, as glibc's. */
+SHIM_EXPORT int malloc_trim(size_t pad) {
+    SHIM_LIBC(malloc_trim);
+    size_t released = segpool_trim();
+    int libc_released = libc_malloc_trim != NULL ? libc_malloc_trim(pad) : 0;
+    return released != 0 || libc_released != 0;
+}
+
+/* Fields: arena = glibc's sbrk'd bytes + the pool's committed regions;
+ * uordblks = glibc's bytes in use + the pool's live blocks (at their class
+ * size) and whole segments; fordblks = glibc's free bytes + the committed
+ * pool bytes not in use; hblks and hblkhd stay glibc's mmapped chunks (the
+ * large requests); usmblks stays 0; ordblks, smblks, fsmblks and keepcost
+ * are glibc's alone.  So uordblks + hblkhd is still "in use", and arena +
+ * hblkhd still "taken from the OS", for both allocators together. */
+SHIM_EXPORT struct mallinfo2 mallinfo2(void) {
+    SHIM_LIBC(mallinfo2);
+    struct mallinfo2 mi;
+    memset(&mi, 0, sizeof(mi));
+    if (libc_mallinfo2 != NULL) mi = libc_mallinfo2();
+    size_t committed, in_use;
+    stats_pool_bytes(&committed, &in_use);
+    if (in_use > committed) in_use = committed; /* a racy walk: keep the sum sane */
+    mi.arena += committed;
+    mi.uordblks += in_use;
+    mi.fordblks += committed - in_use;
+    return mi;
+}
+
+static int shim_int(size_t v) { return v > (size_t)INT_MAX ? INT_MAX : (int)v; }
+
+/* mallinfo2 in int fields, stuck at INT_MAX rather than wrapping (glibc
+ * wraps: a figure past 2 GiB would read negative). */
+SHIM_EXPORT struct mallinfo mallinfo(void) {
+    struct mallinfo2 w = mallinfo2();
+    struct mallinfo mi = {
+        .arena = shim_int(w.arena),       .ordblks = shim_int(w.ordblks), .smblks = shim_int(w.smblks),
+        .hblks = shim_int(w.hblks),       .hblkhd = shim_int(w.hblkhd),   .usmblks = shim_int(w.usmblks),
+        .fsmblks = shim_int(w.fsmblks),   .uordblks = shim_int(w.uordblks), .fordblks = shim_int(w.fordblks),
+        .keepcost = shim_int(w.keepcost),
+    };
+    return mi;
+}
+
+/* segshim's summary, then glibc's, both on stderr as glibc's. */
+SHIM_EXPORT void malloc_stats(void) {
+    SHIM_LIBC(malloc_stats);
+    segpool_stats_t s;
+    segpool_stats_get(&s);
+    fflush(stderr);
+    stats_write_summary(2, &s);
+    if (libc_malloc_stats != NULL) libc_malloc_stats();
+}
+
+/* The pool as one element in the manner of glibc's own. */
+static void shim_info_element(FILE *fp) {
+    segpool_stats_t s;
+    segpool_stats_get(&s);
+    fprintf(fp,
+            "<segshim version=\"%s\" segment_size=\"%zu\" pool_size=\"%zu\">\n"
+            "<system type=\"current\" size=\"%zu\"/>\n"
+            "<system type=\"max\" size=\"%llu\"/>\n"
+            "<total type=\"in_use\" size=\"%zu\"/>\n"
+            "<total type=\"resident\" size=\"%zu\"/>\n"
+            "<requests type=\"pool\" count=\"%llu\"/>\n"
+            "<requests type=\"glibc\" count=\"%llu\"/>\n"
+            "</segshim>\n",
+            s.version != NULL ? s.version : "", s.segment_size, s.pool_size, s.bytes_committed,
+            (unsigned long long)s.regions_peak * STATS_REGION_BYTES, s.bytes_in_use, s.arena_rss,
+            (unsigned long long)s.pool_requests, (unsigned long long)stats_fallbacks(&s));
+}
+
+/* glibc's XML with a <segshim> element inside, just before glibc's closing
+ * </malloc>: the document keeps one root.  glibc's part is captured in
+ * memory first to find that tag. */
+SHIM_EXPORT int malloc_info(int options, FILE *fp) {
+    SHIM_LIBC(malloc_info);
+    static const char close_tag[] = "</malloc>\n";
+    if (libc_malloc_info == NULL) {
+        errno = ENOSYS;
+        return -1;
+    }
+    char *text = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&text, &len);
+    if (mem == NULL) return libc_malloc_info(options, fp);
+    int rc = libc_malloc_info(options, mem);
+    fclose(mem);
+    if (rc == 0) {
+        size_t tail = sizeof(close_tag) - 1;
+        int closed = len >= tail && memcmp(text + len - tail, close_tag, tail) == 0;
+        fwrite(text, 1, closed ? len - tail : len, fp);
+        if (closed) {
+            shim_info_element(fp);
+            fputs(close_tag, fp);
+        }
+    }
+    free(text);
+    return rc;
+}

@@ -108,6 +108,11 @@ SEGPOOL_API int segpool_owns(const void *ptr);
  * collect blocks other threads freed to it. */
 SEGPOOL_API void segpool_collect(void);
 
+/* segpool_collect, then give every wholly free committed region back to the
+ * OS now, whatever SEGSHIM_DECAY_MS says.  Returns the bytes given back (0
+ * when there was nothing to give).  libsegshim.so's malloc_trim calls it. */
+SEGPOOL_API size_t segpool_trim(void);
+
 /* ---- Statistics ---------------------------------------------------------- */
 
 #define SEGPOOL_STATS_CLASSES 64
@@ -153,6 +158,16 @@ typedef struct segpool_stats_s {
 
     unsigned threads_live;
     unsigned threads_total;
+
+    /* the process, so that the files of many processes can be told apart */
+    int pid;
+    char program[32];             /* program_invocation_short_name, cut to fit */
+    const char *version;          /* segpool's version, "0.2.0" */
+    uint64_t start_time;          /* wall clock when the pool started, seconds since the epoch; 0: never */
+    uint64_t elapsed_ms;          /* since the pool started */
+    size_t peak_rss;              /* the process's peak resident set (VmHWM), 0 if unread */
+    size_t bytes_in_use;          /* live pool blocks at their class size + segments handed out whole */
+    size_t bytes_committed;       /* regions_committed * 2 MiB */
 } segpool_stats_t;
 
 /* Why a request went to the fallback allocator. */
@@ -173,6 +188,11 @@ SEGPOOL_API int segpool_stats_print(int fd, int json);
 
 /* Record a request the caller served elsewhere (for the statistics). */
 SEGPOOL_API void segpool_note_fallback(segpool_fallback_t why, size_t size);
+
+/* libsegshim.so only (not in libsegpool): segpool_stats_print for a program
+ * run under the shim.  Look it up with dlsym(RTLD_DEFAULT,
+ * "segshim_stats_print") so that the program also runs without the shim. */
+int segshim_stats_print(int fd, int json);
 
 #ifdef __cplusplus
 }

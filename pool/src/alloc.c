@@ -9,6 +9,7 @@
 
 #include "alloc.h"
 #include "lock.h"
+#include "stats.h"
 
 /* "segshim: <what> at 0x...": formatted on the stack, never allocates. */
 void alloc_report(const char *what, const void *p) {
@@ -86,8 +87,15 @@ SEGPOOL_API void *segpool_realloc(void *ptr, size_t size) {
 SEGPOOL_API int segpool_owns(const void *ptr) { return alloc_owns(ptr); }
 
 SEGPOOL_API void segpool_collect(void) {
+    stats_poll(); /* a safe point for SEGSHIM_STATS_SIGNAL */
     heap_collect(tls_heap);
     if (pool_ready()) segment_purge_expired();
+}
+
+SEGPOOL_API size_t segpool_trim(void) {
+    if (!pool_ready()) return 0;
+    heap_collect(tls_heap);
+    return segment_trim();
 }
 
 SEGPOOL_API void segpool_note_fallback(segpool_fallback_t why, size_t size) {

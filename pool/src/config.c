@@ -22,11 +22,17 @@
  *   INT         an optional '-', then decimal digits; in [min, max].
  *   BOOL        exactly "0" or "1".
  *   MODE        auto, thp, hugetlb or off, any case.
- *   STATS       "0", "1", or a path (starts with '/' or '.', or contains a
- *               '/'), at most CONFIG_PATH_MAX - 1 bytes; a path sets
- *               stats = 2 and stats_path.
+ *   STATS       "0", "1", or else a path (relative paths included:
+ *               "stats.json"), at most CONFIG_PATH_MAX - 1 bytes; a path
+ *               sets stats = CONFIG_STATS_PATH and stats_path.  Only the
+ *               empty value is rejected.
+ *   SIGNAL      "0" (none), a signal number, or a name with or without
+ *               "SIG" (any case).  Signals that cannot be caught (KILL,
+ *               STOP) or that report a fault (SEGV, BUS, ILL, FPE: the
+ *               handler would return into the fault) are rejected.
  */
 #include "config.h"
+#include "text.h"
 
 #include <errno.h>
 #include <stddef.h>
@@ -86,103 +92,45 @@ static const config_option_t *config_find(const char *name) {
     return NULL;
 }
 
-/* ---- A bounded string builder (no allocation, truncates) ------------------ */
-
-typedef struct config_buf_s {
-    char *p;
-    size_t cap; /* bytes usable for text; one more is kept for the NUL */
-    size_t len;
-} config_buf_t;
-
-static void config_buf_init(config_buf_t *b, char *p, size_t size) {
-    b->p = p;
-    b->cap = size ? size - 1 : 0;
-    b->len = 0;
-    if (size)
-        p[0] = '\0';
-}
-
-static void config_buf_mem(config_buf_t *b, const char *s, size_t n) {
-    if (n > b->cap - b->len)
-        n = b->cap - b->len;
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    if (b->cap)
-        b->p[b->len] = '\0';
-}
-
-static void config_buf_str(config_buf_t *b, const char *s) { config_buf_mem(b, s, strlen(s)); }
-
-static void config_buf_u64(config_buf_t *b, uint64_t v) {
-    char tmp[20];
-    size_t n = 0;
-    do {
-        tmp[sizeof(tmp) - 1 - n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    config_buf_mem(b, tmp + sizeof(tmp) - n, n);
-}
-
-static void config_buf_i64(config_buf_t *b, int64_t v) {
-    if (v < 0) {
-        config_buf_mem(b, "-", 1);
-        config_buf_u64(b, (uint64_t)0 - (uint64_t)v); /* well defined for INT64_MIN */
-    } else {
-        config_buf_u64(b, (uint64_t)v);
-    }
-}
-
-/* A size in the largest unit that divides it exactly: 32768 -> "32K". */
-static void config_buf_size(config_buf_t *b, int64_t v) {
-    static const struct {
-        int64_t unit;
-        char suffix;
-    } units[] = {{CONFIG_GIB, 'G'}, {CONFIG_MIB, 'M'}, {CONFIG_KIB, 'K'}};
-    if (v > 0) {
-        for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
-            if (v % units[i].unit == 0) {
-                config_buf_i64(b, v / units[i].unit);
-                config_buf_mem(b, &units[i].suffix, 1);
-                return;
-            }
-        }
-    }
-    config_buf_i64(b, v);
-}
-
 /* An option's value as config_format prints it (and the parser accepts). */
-static void config_buf_value(config_buf_t *b, const config_t *cfg, const config_option_t *opt, int64_t v) {
+static void config_text_value(text_t *b, const config_t *cfg, const config_option_t *opt, int64_t v) {
     switch (opt->kind) {
     case CONFIG_SIZE:
     case CONFIG_POW2:
-        config_buf_size(b, v);
+        text_size_exact(b, v);
         break;
     case CONFIG_MODE:
-        config_buf_str(b, config_hugepage_name(v));
+        text_str(b, config_hugepage_name(v));
         break;
     case CONFIG_STATS:
-        if (v == 2 && cfg != NULL)
-            config_buf_str(b, cfg->stats_path);
+        if (v == CONFIG_STATS_PATH && cfg != NULL)
+            text_str(b, cfg->stats_path);
         else
-            config_buf_i64(b, v);
+            text_i64(b, v);
+        break;
+    case CONFIG_SIGNAL:
+        if (config_signal_name(v) != NULL)
+            text_str(b, config_signal_name(v));
+        else
+            text_i64(b, v);
         break;
     case CONFIG_INT:
     case CONFIG_BOOL:
     default:
-        config_buf_i64(b, v);
+        text_i64(b, v);
         break;
     }
 }
 
 /* Copy s into why, with an optional size appended ("above the maximum 1M"). */
 static void config_why(char *why, size_t why_len, const char *s, int with_size, int64_t size) {
-    config_buf_t b;
+    text_t b;
     if (why == NULL || why_len == 0)
         return;
-    config_buf_init(&b, why, why_len);
-    config_buf_str(&b, s);
+    text_init(&b, why, why_len);
+    text_str(&b, s);
     if (with_size)
-        config_buf_size(&b, size);
+        text_size_exact(&b, size);
 }
 
 /* ---- Value parsers (pure) ------------------------------------------------- */
@@ -309,11 +257,11 @@ static int config_parse_int(const config_option_t *opt, const char *value, int64
     }
     int64_t x = neg ? (int64_t)((uint64_t)0 - v) : (int64_t)v;
     if (x < opt->lo || x > opt->hi) {
-        config_buf_t b;
+        text_t b;
         if (why != NULL && why_len != 0) {
-            config_buf_init(&b, why, why_len);
-            config_buf_str(&b, x < opt->lo ? "below the minimum " : "above the maximum ");
-            config_buf_i64(&b, x < opt->lo ? opt->lo : opt->hi);
+            text_init(&b, why, why_len);
+            text_str(&b, x < opt->lo ? "below the minimum " : "above the maximum ");
+            text_i64(&b, x < opt->lo ? opt->lo : opt->hi);
         }
         return -1;
     }
@@ -343,7 +291,7 @@ static int config_parse_mode(const char *value, int64_t *out, char *why, size_t 
 
 static int config_parse_stats(config_t *cfg, const char *value, char *why, size_t why_len) {
     if ((value[0] == '0' || value[0] == '1') && value[1] == '\0') {
-        cfg->stats = value[0] - '0';
+        cfg->stats = value[0] == '0' ? CONFIG_STATS_OFF : CONFIG_STATS_STDERR;
         cfg->stats_path[0] = '\0';
         return 0;
     }
@@ -351,22 +299,73 @@ static int config_parse_stats(config_t *cfg, const char *value, char *why, size_
         config_why(why, why_len, "empty", 0, 0);
         return -1;
     }
-    if (value[0] != '/' && value[0] != '.' && strchr(value, '/') == NULL) {
-        config_why(why, why_len, "not 0, 1 or a path", 0, 0);
-        return -1;
-    }
     size_t n = strlen(value);
     if (n > CONFIG_PATH_MAX - 1) {
-        config_why(why, why_len, "path longer than ", 0, 0);
         if (why != NULL && why_len != 0) {
-            config_buf_t b = {why, why_len - 1, strlen(why)};
-            config_buf_u64(&b, CONFIG_PATH_MAX - 1);
-            config_buf_str(&b, " bytes");
+            text_t b;
+            text_init(&b, why, why_len);
+            text_str(&b, "path longer than ");
+            text_u64(&b, CONFIG_PATH_MAX - 1);
+            text_str(&b, " bytes");
         }
         return -1;
     }
     memcpy(cfg->stats_path, value, n + 1);
-    cfg->stats = 2;
+    cfg->stats = CONFIG_STATS_PATH;
+    return 0;
+}
+
+/* Linux's signal numbers (x86, arm, riscv: the generic table), 1 to 31. */
+static const char *const config_signal_names[] = {
+    NULL,      "SIGHUP",  "SIGINT",    "SIGQUIT", "SIGILL",  "SIGTRAP", "SIGABRT", "SIGBUS",
+    "SIGFPE",  "SIGKILL", "SIGUSR1",   "SIGSEGV", "SIGUSR2", "SIGPIPE", "SIGALRM", "SIGTERM",
+    "SIGSTKFLT", "SIGCHLD", "SIGCONT", "SIGSTOP", "SIGTSTP", "SIGTTIN", "SIGTTOU", "SIGURG",
+    "SIGXCPU", "SIGXFSZ", "SIGVTALRM", "SIGPROF", "SIGWINCH", "SIGIO",  "SIGPWR",  "SIGSYS",
+};
+
+#define CONFIG_SIGNAL_NAMED ((int64_t)(sizeof(config_signal_names) / sizeof(config_signal_names[0])))
+
+const char *config_signal_name(int64_t signo) {
+    return signo > 0 && signo < CONFIG_SIGNAL_NAMED ? config_signal_names[signo] : NULL;
+}
+
+/* The signals a handler that only sets a flag cannot serve. */
+static const char *config_signal_unusable(int64_t signo) {
+    switch (signo) {
+    case 9:  /* SIGKILL */
+    case 19: /* SIGSTOP */
+        return "cannot be caught";
+    case 4:  /* SIGILL */
+    case 7:  /* SIGBUS */
+    case 8:  /* SIGFPE */
+    case 11: /* SIGSEGV */
+        return "a fault signal";
+    default:
+        return NULL;
+    }
+}
+
+static int config_parse_signal(const config_option_t *opt, const char *value, int64_t *out, char *why,
+                               size_t why_len) {
+    int64_t signo = -1;
+    if (config_is_digit(value[0])) {
+        if (config_parse_int(opt, value, &signo, why, why_len) != 0) return -1;
+    } else {
+        const char *name = value;
+        if (config_lower(name[0]) == 's' && config_lower(name[1]) == 'i' && config_lower(name[2]) == 'g') name += 3;
+        for (int64_t i = 1; i < CONFIG_SIGNAL_NAMED; i++)
+            if (name[0] != '\0' && config_strcaseeq(name, config_signal_names[i] + 3)) signo = i;
+        if (signo < 0) {
+            config_why(why, why_len, value[0] ? "not a signal name or number" : "empty", 0, 0);
+            return -1;
+        }
+    }
+    const char *unusable = config_signal_unusable(signo);
+    if (unusable != NULL) {
+        config_why(why, why_len, unusable, 0, 0);
+        return -1;
+    }
+    *out = signo;
     return 0;
 }
 
@@ -409,6 +408,9 @@ int config_parse_value(config_t *cfg, const char *name, const char *value, char 
         break;
     case CONFIG_STATS:
         return config_parse_stats(cfg, value, why, why_len);
+    case CONFIG_SIGNAL:
+        rc = config_parse_signal(opt, value, &v, why, why_len);
+        break;
     default:
         config_why(why, why_len, "unknown kind", 0, 0);
         return -1;
@@ -418,37 +420,6 @@ int config_parse_value(config_t *cfg, const char *name, const char *value, char 
     return rc;
 }
 
-/* write(2) all of buf, retrying on EINTR and short writes.  Errors are
- * dropped: there is nowhere left to report them. */
-static void config_write_all(int fd, const char *buf, size_t len) {
-    while (len > 0) {
-        ssize_t n = write(fd, buf, len);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return;
-        }
-        if (n == 0)
-            return;
-        buf += n;
-        len -= (size_t)n;
-    }
-}
-
-/* Append at most max bytes of s, with control bytes as '?', so that a hostile
- * value still yields exactly one line. */
-static void config_buf_printable(config_buf_t *b, const char *s, size_t n, size_t max) {
-    size_t i;
-    for (i = 0; i < n && i < max; i++) {
-        char c = s[i];
-        if ((unsigned char)c < 0x20 || c == 0x7f)
-            c = '?';
-        config_buf_mem(b, &c, 1);
-    }
-    if (i < n)
-        config_buf_str(b, "...");
-}
-
 #define CONFIG_MSG_NAME_MAX 64
 #define CONFIG_MSG_VALUE_MAX 96
 
@@ -456,31 +427,31 @@ static void config_buf_printable(config_buf_t *b, const char *s, size_t n, size_
 static void config_report(int errfd, const char *entry, size_t name_len, const char *value, const char *why,
                           const config_t *cfg, const config_option_t *opt) {
     char line[512];
-    config_buf_t b;
+    text_t b;
     if (errfd < 0)
         return;
-    config_buf_init(&b, line, sizeof(line) - 1); /* keep room for the '\n' */
-    config_buf_str(&b, "segshim: ");
-    config_buf_printable(&b, entry, name_len, CONFIG_MSG_NAME_MAX);
-    config_buf_str(&b, "=");
-    config_buf_printable(&b, value, strlen(value), CONFIG_MSG_VALUE_MAX);
+    text_init(&b, line, sizeof(line) - 1); /* keep room for the '\n' */
+    text_str(&b, "segshim: ");
+    text_printable(&b, entry, name_len, CONFIG_MSG_NAME_MAX);
+    text_str(&b, "=");
+    text_printable(&b, value, strlen(value), CONFIG_MSG_VALUE_MAX);
     if (opt == NULL) {
-        config_buf_str(&b, ": unknown variable, ignored");
+        text_str(&b, ": unknown variable, ignored");
     } else {
-        config_buf_str(&b, " rejected (");
-        config_buf_str(&b, why);
-        config_buf_str(&b, "); using ");
+        text_str(&b, " rejected (");
+        text_str(&b, why);
+        text_str(&b, "); using ");
         int64_t cur = config_field_get(cfg, opt);
-        config_buf_str(&b, cur == opt->def ? "the default " : "");
-        config_buf_value(&b, cfg, opt, cur);
+        text_str(&b, cur == opt->def ? "the default " : "");
+        config_text_value(&b, cfg, opt, cur);
         /* A sentinel default (outside [min, max], pool_size 0) means "decide
          * at start-up"; say so rather than print a bare 0. */
         if (cur == opt->def && (opt->kind == CONFIG_SIZE || opt->kind == CONFIG_POW2) &&
             (opt->def < opt->lo || opt->def > opt->hi))
-            config_buf_str(&b, " (automatic)");
+            text_str(&b, " (automatic)");
     }
     line[b.len++] = '\n';
-    config_write_all(errfd, line, b.len);
+    (void)text_write_all(errfd, line, b.len);
 }
 
 /* cfg starts from the defaults, so a caller's earlier values do not survive;
@@ -520,21 +491,36 @@ int config_load(config_t *cfg, char *const *envp, int secure, int errfd) {
     return bad;
 }
 
-size_t config_format(const config_t *cfg, char *buf, size_t len) {
-    config_buf_t b;
+/* Whether option opt has the same value in a and b. */
+static int config_same(const config_t *a, const config_t *b, const config_option_t *opt) {
+    if (config_field_get(a, opt) != config_field_get(b, opt)) return 0;
+    return opt->kind != CONFIG_STATS || strcmp(a->stats_path, b->stats_path) == 0;
+}
+
+size_t config_format_lines(const config_t *cfg, const config_t *requested, const char *prefix, char *buf,
+                           size_t len) {
+    text_t b;
     if (buf == NULL || len == 0)
         return 0;
-    config_buf_init(&b, buf, len);
+    text_init(&b, buf, len);
     for (size_t i = 0; i < CONFIG_OPTION_COUNT; i++) {
         const config_option_t *opt = &config_options[i];
-        config_buf_str(&b, CONFIG_PREFIX);
-        config_buf_str(&b, opt->name);
-        config_buf_str(&b, "=");
-        config_buf_value(&b, cfg, opt, config_field_get(cfg, opt));
-        config_buf_str(&b, "\n");
+        text_str(&b, prefix);
+        text_str(&b, CONFIG_PREFIX);
+        text_str(&b, opt->name);
+        text_str(&b, "=");
+        config_text_value(&b, cfg, opt, config_field_get(cfg, opt));
+        if (requested != NULL && !config_same(cfg, requested, opt)) {
+            text_str(&b, "  (requested ");
+            config_text_value(&b, requested, opt, config_field_get(requested, opt));
+            text_str(&b, ")");
+        }
+        text_str(&b, "\n");
     }
     return b.len;
 }
+
+size_t config_format(const config_t *cfg, char *buf, size_t len) { return config_format_lines(cfg, NULL, "", buf, len); }
 
 const char *config_hugepage_name(int64_t mode) {
     if (mode < 0 || mode > HUGEPAGES_OFF)

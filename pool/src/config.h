@@ -18,9 +18,21 @@
  *   INT    a decimal integer, may be negative
  *   BOOL   0 or 1
  *   MODE   one of the hugepage mode names
- *   STATS  0, 1, or a path to write JSON to
+ *   STATS  0, 1, or a path to write JSON to (any other non-empty value)
+ *   SIGNAL 0 (none), a signal name (SIGUSR2, USR2, any case) or number
  */
-typedef enum config_kind_e { CONFIG_SIZE, CONFIG_POW2, CONFIG_INT, CONFIG_BOOL, CONFIG_MODE, CONFIG_STATS } config_kind_t;
+typedef enum config_kind_e {
+    CONFIG_SIZE,
+    CONFIG_POW2,
+    CONFIG_INT,
+    CONFIG_BOOL,
+    CONFIG_MODE,
+    CONFIG_STATS,
+    CONFIG_SIGNAL
+} config_kind_t;
+
+/* config_t.stats: where the statistics go. */
+typedef enum config_stats_e { CONFIG_STATS_OFF, CONFIG_STATS_STDERR, CONFIG_STATS_PATH } config_stats_t;
 
 typedef enum hugepage_mode_e { HUGEPAGES_AUTO, HUGEPAGES_THP, HUGEPAGES_HUGETLB, HUGEPAGES_OFF } hugepage_mode_t;
 
@@ -42,7 +54,10 @@ typedef enum hugepage_mode_e { HUGEPAGES_AUTO, HUGEPAGES_THP, HUGEPAGES_HUGETLB,
     X(TCACHE, tcache, CONFIG_INT, 128, 0, 1024, "whole free segments a thread keeps (0 disables)")             \
     X(DECAY_MS, decay_ms, CONFIG_INT, 1000, -1, 3600000, "ms a wholly free region stays before it is returned (-1 never)") \
     X(RETAIN, retain, CONFIG_SIZE, 32 * CONFIG_MIB, 0, 64 * CONFIG_TIB, "bytes of wholly free regions kept for reuse; past it they are returned at once") \
-    X(STATS, stats, CONFIG_STATS, 0, 0, 1, "1: statistics on stderr at exit; a path: JSON written there")    \
+    X(STATS, stats, CONFIG_STATS, CONFIG_STATS_OFF, 0, 2,                                                       \
+      "1: statistics on stderr at exit; a path (%p: the pid): JSON written there")                          \
+    X(STATS_SIGNAL, stats_signal, CONFIG_SIGNAL, 0, 0, 64,                                                   \
+      "a signal (e.g. SIGUSR2) that writes the statistics of the running process; 0: none")                \
     X(VERBOSE, verbose, CONFIG_BOOL, 0, 0, 1, "1: print the effective configuration at start-up")           \
     X(DISABLE, disable, CONFIG_BOOL, 0, 0, 1, "1: pass every call to libc")
 
@@ -52,7 +67,7 @@ typedef struct config_s {
 #define CONFIG_FIELD(NAME, field, kind, def, lo, hi, help) int64_t field;
     SEGPOOL_OPTIONS(CONFIG_FIELD)
 #undef CONFIG_FIELD
-    char stats_path[CONFIG_PATH_MAX]; /* set when SEGSHIM_STATS is a path (stats == 2) */
+    char stats_path[CONFIG_PATH_MAX]; /* set when SEGSHIM_STATS is a path (CONFIG_STATS_PATH) */
 } config_t;
 
 /* Every field at its default. */
@@ -74,6 +89,15 @@ int config_load(config_t *cfg, char *const *envp, int secure, int errfd);
 /* The effective configuration as "SEGSHIM_NAME=value" lines; returns the
  * length written (truncated to len - 1). */
 size_t config_format(const config_t *cfg, char *buf, size_t len);
+
+/* As config_format, each line starting with prefix; where requested is not
+ * NULL and its value differs, the line ends with "  (requested VALUE)".
+ * Used for the configuration in force (SEGSHIM_VERBOSE). */
+size_t config_format_lines(const config_t *cfg, const config_t *requested, const char *prefix, char *buf,
+                           size_t len);
+
+/* "SIGUSR2" for 12; NULL for a number without a name. */
+const char *config_signal_name(int64_t signo);
 
 /* "auto", "thp", "hugetlb", "off". */
 const char *config_hugepage_name(int64_t mode);

@@ -1,7 +1,8 @@
 /*
  * init.c - start-up and exit: reads the configuration, sets up the arena,
  * the segment pool, the size classes and the heaps, registers the fork
- * handlers, and prints the statistics at exit when asked.
+ * handlers, prints the configuration in force when asked (SEGSHIM_VERBOSE)
+ * and calls the statistics module at exit.
  *
  * The first call may come from any thread, before any constructor has run (a
  * library's constructor, the dynamic loader), or from several threads at
@@ -10,7 +11,6 @@
  * the shim serves it from glibc.  Nothing here allocates through the pool.
  */
 #define _GNU_SOURCE
-#include <fcntl.h>
 #include <sched.h>
 #include <string.h>
 #include <unistd.h>
@@ -18,6 +18,7 @@
 #include "alloc.h"
 #include "os.h"
 #include "stats.h"
+#include "text.h"
 
 extern char **environ;
 
@@ -48,13 +49,36 @@ static void pool_choose_hugepages(void) {
     pool.hugepage_mode = "off";
 }
 
-static void pool_verbose(void) {
-    char buf[1024];
-    size_t n = config_format(&pool.config, buf, sizeof buf);
-    const char *head = "segshim: configuration\n";
-    ssize_t rc = write(2, head, strlen(head));
-    rc = write(2, buf, n);
-    (void)rc;
+/* The huge-page mode actually used, as the option's value. */
+static int64_t pool_hugepages_in_force(void) {
+    static const int64_t modes[] = {HUGEPAGES_OFF, HUGEPAGES_THP, HUGEPAGES_HUGETLB}; /* by pool.huge_kind */
+    return pool.huge_kind >= 0 && pool.huge_kind <= 2 ? modes[pool.huge_kind] : HUGEPAGES_OFF;
+}
+
+/* SEGSHIM_VERBOSE=1: the configuration in force once set-up is over (rc: its
+ * result), each line prefixed "segshim: ", with the requested value where
+ * the pool settled on another. */
+static void pool_verbose(int rc) {
+    char buf[2048];
+    text_t t;
+    text_init(&t, buf, sizeof buf);
+    config_t in_force = pool.config;
+    if (pool.config.disable) {
+        text_str(&t, "segshim: SEGSHIM_DISABLE=1: every call goes to libc\n");
+    } else if (rc != 0) {
+        text_str(&t, "segshim: the pool could not be set up: every call goes to libc\n");
+    } else {
+        in_force.pool_size = (int64_t)pool.size;
+        in_force.hugepages = pool_hugepages_in_force();
+    }
+    text_str(&t, "segshim: configuration in force:\n");
+    t.len += config_format_lines(&in_force, &pool.config, "segshim: ", buf + t.len, sizeof buf - t.len);
+    if (rc == 0 && pool.hugepage_note[0] != '\0') {
+        text_str(&t, "segshim: huge pages: ");
+        text_str(&t, pool.hugepage_note);
+        text_str(&t, "\n");
+    }
+    (void)text_write_all(2, buf, t.len);
 }
 
 /* The free-list link encoding: a random key and a random odd multiplier with
@@ -71,7 +95,7 @@ static void pool_choose_link_encoding(void) {
 static int pool_setup(void) {
     config_defaults(&pool.config);
     config_load(&pool.config, environ, os_is_secure(), 2);
-    if (pool.config.verbose) pool_verbose();
+    stats_start();
     if (pool.config.disable) return -1;
     pool_choose_link_encoding();
 
@@ -94,6 +118,7 @@ static int pool_setup(void) {
     /* Publish: from here on pointers in the arena are ours. */
     pool.size = pool.region_count << SEGPOOL_REGION_SHIFT;
     __atomic_store_n(&pool.small_max, pool.segment_size, __ATOMIC_RELEASE);
+    if (pool.config.stats_signal) stats_signal_install((int)pool.config.stats_signal);
     return 0;
 }
 
@@ -105,6 +130,7 @@ int pool_init(void) {
     if (atomic_compare_exchange_strong(&pool.state, &expected, POOL_INITIALIZING)) {
         tls_in_init = 1;
         int rc = pool_setup();
+        if (pool.config.verbose) pool_verbose(rc);
         tls_in_init = 0;
         atomic_store_explicit(&pool.state, rc == 0 ? POOL_READY : POOL_DISABLED, memory_order_release);
         return rc;
@@ -113,43 +139,5 @@ int pool_init(void) {
     return state == POOL_READY ? 0 : -1;
 }
 
-/* SEGSHIM_STATS's path with each "%p" replaced by the process id, so that
- * every process of a program that forks can write its own file. */
-static void pool_stats_path(char *out, size_t len) {
-    const char *in = pool.config.stats_path;
-    size_t n = 0;
-    for (; *in && n + 21 < len; in++) {
-        if (in[0] == '%' && in[1] == 'p') {
-            char digits[20];
-            int d = 0;
-            for (unsigned long pid = (unsigned long)getpid(); pid || d == 0; pid /= 10) digits[d++] = (char)('0' + pid % 10);
-            while (d) out[n++] = digits[--d];
-            in++;
-        } else {
-            out[n++] = *in;
-        }
-    }
-    out[n] = '\0';
-}
-
-/* SEGSHIM_STATS: 1 prints a table on stderr at exit, a path gets JSON. */
-__attribute__((destructor)) static void pool_exit_report(void) {
-    int state = atomic_load(&pool.state);
-    if ((state != POOL_READY && state != POOL_DISABLED) || !pool.config.stats) return;
-    if (pool.config.stats == 1) {
-        segpool_stats_print(2, 0);
-        return;
-    }
-    char path[CONFIG_PATH_MAX + 24];
-    pool_stats_path(path, sizeof path);
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        const char *msg = "segshim: SEGSHIM_STATS: cannot open the output file; statistics on stderr\n";
-        ssize_t rc = write(2, msg, strlen(msg));
-        (void)rc;
-        segpool_stats_print(2, 0);
-        return;
-    }
-    segpool_stats_print(fd, 1);
-    close(fd);
-}
+/* SEGSHIM_STATS: the statistics module writes them (stats_output.c). */
+__attribute__((destructor)) static void pool_exit_report(void) { stats_exit_report(); }

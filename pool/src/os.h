@@ -57,6 +57,7 @@ long os_hugetlb_free_pages(void);        /* HugePages_Free of 2 MiB pages, -1 un
 uint64_t os_now_ms(void);                /* monotonic, coarse */
 int os_is_secure(void);                  /* AT_SECURE: set-uid or similar */
 uint64_t os_random(void);
+size_t os_peak_rss(void);                /* bytes, VmHWM of /proc/self/status; 0 unknown */
 
 /* Resident bytes of [addr, addr+size) from /proc/self/smaps: rss counts 4 KiB,
  * THP and hugetlb pages; huge counts AnonHugePages and hugetlb pages.

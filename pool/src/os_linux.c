@@ -305,3 +305,16 @@ int os_smaps_range(const void *addr, size_t size, size_t *rss, size_t *huge) {
     errno = saved;
     return 0;
 }
+
+/* ---- The process (for the statistics) --------------------------------------- */
+
+/* The peak resident set, VmHWM in /proc/self/status; 8 KiB holds the file
+ * up to that line even with a long Groups line. */
+size_t os_peak_rss(void) {
+    int saved = errno;
+    char buf[8192];
+    long kb = -1;
+    if (os_read_small("/proc/self/status", buf, sizeof buf) > 0) kb = os_field_kb(buf, "VmHWM:");
+    errno = saved;
+    return kb > 0 ? (size_t)kb << 10 : 0;
+}

@@ -98,6 +98,7 @@ segment_t *segment_request(unsigned count);
 void segment_recycle(segment_t *s, unsigned count);
 /* Give back the wholly free regions past the budget or the decay time. */
 void segment_purge_expired(void);
+size_t segment_trim(void);           /* purge every wholly free region now; bytes given back */
 void segment_fork_child(void);
 
 SEGPOOL_INLINE size_t segment_index(const segment_t *s) { return (size_t)(s - pool.segments); }

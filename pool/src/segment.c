@@ -260,3 +260,16 @@ void segment_fork_child(void) {
         }
     }
 }
+
+/* ---- Trim (malloc_trim, segpool_trim) ---------------------------------------- */
+
+/* Give every wholly free committed region back to the OS now, whatever the
+ * decay; stops at the first the OS refuses.  Returns the bytes given back. */
+size_t segment_trim(void) {
+    size_t given = 0;
+    region_t *r;
+    lock_acquire(&pool.lock);
+    while ((r = pool.empty_tail) != NULL && segment_purge_locked(r) == 0) given += SEGPOOL_REGION_SIZE;
+    lock_release(&pool.lock);
+    return given;
+}

@@ -2,10 +2,17 @@
  * stats.c - the statistics snapshot: merges the per-thread counters kept in
  * every heap (written only by their thread, so the fast path shares no cache
  * line) with the global pool's figures and the arena's residency from
- * /proc/self/smaps.  Output formatting is in stats_format.c.
+ * /proc/self/smaps, and the process's identity (pid, program, version,
+ * start time, peak RSS).  Output formatting is in stats_format.c, where it
+ * goes in stats_output.c.
+ *
+ * Owns: the start time (stats_start).
  */
+#define _GNU_SOURCE
+#include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "alloc.h"
@@ -23,6 +30,47 @@
 #ifndef STATS_RACY
 #define STATS_RACY
 #endif
+
+#ifndef SEGPOOL_VERSION_STRING
+#define SEGPOOL_VERSION_STRING "0.2.0"
+#endif
+
+/* segpool_version() once version.c provides it; the macro until then. */
+extern const char *segpool_version(void) __attribute__((weak));
+
+static const char *stats_version(void) { return segpool_version != NULL ? segpool_version() : SEGPOOL_VERSION_STRING; }
+
+static uint64_t stats_start_wall;     /* seconds since the epoch; 0: the pool never started */
+static uint64_t stats_start_mono_ms;  /* CLOCK_MONOTONIC */
+
+static uint64_t stats_mono_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+void stats_start(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    stats_start_wall = (uint64_t)ts.tv_sec;
+    stats_start_mono_ms = stats_mono_ms();
+}
+
+/* Who wrote the figures: cheap, and filled even when the pool never started. */
+static void stats_process(segpool_stats_t *out) {
+    int saved = errno;
+    out->pid = (int)getpid();
+    const char *name = program_invocation_short_name != NULL ? program_invocation_short_name : "";
+    size_t n = strlen(name);
+    if (n > sizeof(out->program) - 1) n = sizeof(out->program) - 1;
+    memcpy(out->program, name, n);
+    out->program[n] = '\0';
+    out->version = stats_version();
+    out->start_time = stats_start_wall;
+    out->elapsed_ms = stats_start_wall != 0 ? stats_mono_ms() - stats_start_mono_ms : 0;
+    out->peak_rss = os_peak_rss();
+    errno = saved;
+}
 
 /* Other threads' counters are read while they run: approximate by design. */
 STATS_RACY static void stats_merge_heaps(segpool_stats_t *out, size_t *cached) {
@@ -45,21 +93,39 @@ STATS_RACY static void stats_merge_heaps(segpool_stats_t *out, size_t *cached) {
     lock_release(&pool.heaps_lock);
 }
 
-/* Blocks live now, and the allocations of segments still in their class. */
-STATS_RACY static uint64_t stats_walk_segments(segpool_stats_t *out) {
+/* Blocks live now and their bytes, and (when out is not NULL) the
+ * allocations of segments still in their class. */
+STATS_RACY static uint64_t stats_walk_segments(segpool_stats_t *out, size_t *live_bytes) {
     uint64_t live = 0;
+    size_t bytes = 0;
     size_t end = pool.regions_fresh * pool.region_segments;
     for (size_t i = 0; i < end; i++) {
         const segment_t *s = &pool.segments[i];
         if (s->kind != SEGMENT_BLOCKS) continue;
-        live += s->used & SEGMENT_LIVE_MASK;
-        out->class_requests[s->class_index] += s->allocs;
+        uint32_t blocks = s->used & SEGMENT_LIVE_MASK;
+        live += blocks;
+        bytes += (size_t)blocks * s->block_size;
+        if (out != NULL) out->class_requests[s->class_index] += s->allocs;
     }
+    *live_bytes = bytes;
     return live;
+}
+
+void stats_pool_bytes(size_t *committed, size_t *in_use) {
+    *committed = 0;
+    *in_use = 0;
+    if (!pool_ready()) return;
+    lock_acquire(&pool.lock);
+    *committed = pool.regions_committed * SEGPOOL_REGION_SIZE;
+    size_t whole = __atomic_load_n(&pool.segments_user, __ATOMIC_RELAXED) * pool.segment_size;
+    lock_release(&pool.lock);
+    stats_walk_segments(NULL, in_use);
+    *in_use += whole;
 }
 
 SEGPOOL_API void segpool_stats_get(segpool_stats_t *out) {
     memset(out, 0, sizeof *out);
+    stats_process(out);
     out->segment_size = pool.config.segment_size;
     out->hugepage_mode = pool.hugepage_mode ? pool.hugepage_mode : "off";
     out->hugepage_note = pool.hugepage_note;
@@ -79,7 +145,8 @@ SEGPOOL_API void segpool_stats_get(segpool_stats_t *out) {
 
     size_t cached = 0;
     stats_merge_heaps(out, &cached);
-    uint64_t live = stats_walk_segments(out);
+    size_t live_bytes;
+    uint64_t live = stats_walk_segments(out, &live_bytes);
     for (unsigned c = 0; c < sizeclass_count; c++) out->pool_requests += out->class_requests[c];
 
     lock_acquire(&pool.lock);
@@ -90,6 +157,8 @@ SEGPOOL_API void segpool_stats_get(segpool_stats_t *out) {
     out->regions_peak = pool.regions_peak;
     out->regions_purged = pool.regions_purged;
     lock_release(&pool.lock);
+    out->bytes_committed = out->regions_committed * SEGPOOL_REGION_SIZE;
+    out->bytes_in_use = live_bytes + out->segments_user * pool.segment_size;
 
     out->segments_cached = cached < handed_out ? cached : handed_out;
     out->segments_in_use = handed_out - out->segments_cached;

@@ -47,8 +47,8 @@ if [ ! -f "$LIB" ]; then
     exit 1
 fi
 
-# The bad values, one per variable.  SEGSHIM_STATS must not contain '/'
-# (that would be a path, a valid value).
+# The bad values, one per variable.  SEGSHIM_STATS is empty: any other
+# value but 0 and 1 is a path, a valid value.
 BAD_VARS=(
     SEGSHIM_SEGMENT_SIZE=48K
     SEGSHIM_POOL_SIZE=lots
@@ -56,7 +56,8 @@ BAD_VARS=(
     SEGSHIM_PREFAULT=-1
     SEGSHIM_TCACHE=x
     SEGSHIM_DECAY_MS=9q
-    'SEGSHIM_STATS=2x?'
+    SEGSHIM_STATS=
+    SEGSHIM_STATS_SIGNAL=SIGFOO
     SEGSHIM_VERBOSE=yes
     SEGSHIM_DISABLE=2
 )

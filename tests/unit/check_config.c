@@ -201,10 +201,70 @@ START_TEST(test_stats_valid) {
     ck_assert_int_eq(config_parse_value(&c, "STATS", "out/run 1.json", why, sizeof(why)), 0);
     ck_assert_int_eq(c.stats, 2);
     ck_assert_str_eq(c.stats_path, "out/run 1.json");
+    /* any value but 0 and 1 is a path, relative to the working directory */
+    static const char *const relative[] = {"stats.json", "stats-%p.json", "2", "yes", "01", "2x?"};
+    for (size_t i = 0; i < sizeof(relative) / sizeof(relative[0]); i++) {
+        ck_assert_msg(config_parse_value(&c, "STATS", relative[i], why, sizeof(why)) == 0, "%s: %s", relative[i], why);
+        ck_assert_int_eq(c.stats, CONFIG_STATS_PATH);
+        ck_assert_str_eq(c.stats_path, relative[i]);
+    }
     /* back to 0 forgets the path */
     ck_assert_int_eq(config_parse_value(&c, "STATS", "0", why, sizeof(why)), 0);
     ck_assert_int_eq(c.stats, 0);
     ck_assert_str_eq(c.stats_path, "");
+}
+END_TEST
+
+static void roundtrip(const config_t *in);
+
+START_TEST(test_signal_valid) {
+    static const struct {
+        const char *v;
+        int64_t signo;
+        const char *printed;
+    } t[] = {
+        {"SIGUSR2", 12, "SIGUSR2"}, {"USR2", 12, "SIGUSR2"}, {"sigusr1", 10, "SIGUSR1"}, {"Hup", 1, "SIGHUP"},
+        {"12", 12, "SIGUSR2"},      {"34", 34, "34"},        {"64", 64, "64"},           {"0", 0, "0"},
+        {"SIGPROF", 27, "SIGPROF"}, {"winch", 28, "SIGWINCH"},
+    };
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+        config_t c;
+        char why[64], buf[1024];
+        config_defaults(&c);
+        ck_assert_msg(config_parse_value(&c, "STATS_SIGNAL", t[i].v, why, sizeof(why)) == 0, "%s: %s", t[i].v, why);
+        ck_assert_int_eq(c.stats_signal, t[i].signo);
+        /* printed by name where it has one, and parsed back */
+        config_format(&c, buf, sizeof(buf));
+        char want[64];
+        snprintf(want, sizeof(want), "SEGSHIM_STATS_SIGNAL=%s\n", t[i].printed);
+        ck_assert_msg(strstr(buf, want) != NULL, "%s not in:\n%s", want, buf);
+        roundtrip(&c);
+    }
+}
+END_TEST
+
+START_TEST(test_format_requested) {
+    /* the configuration in force beside the one asked for (SEGSHIM_VERBOSE) */
+    config_t asked, in_force;
+    char buf[2048];
+    config_defaults(&asked);
+    in_force = asked;
+    in_force.pool_size = 4 * CONFIG_GIB;
+    in_force.hugepages = HUGEPAGES_THP;
+    size_t n = config_format_lines(&in_force, &asked, "segshim: ", buf, sizeof(buf));
+    ck_assert_uint_eq(n, strlen(buf));
+    ck_assert_ptr_nonnull(strstr(buf, "segshim: SEGSHIM_POOL_SIZE=4G  (requested 0)\n"));
+    ck_assert_ptr_nonnull(strstr(buf, "segshim: SEGSHIM_HUGEPAGES=thp  (requested auto)\n"));
+    ck_assert_ptr_nonnull(strstr(buf, "segshim: SEGSHIM_TCACHE=128\n"));
+    for (const char *line = buf; *line; line = strchr(line, '\n') + 1)
+        ck_assert_msg(strncmp(line, "segshim: SEGSHIM_", 17) == 0, "unprefixed line in:\n%s", buf);
+    /* a path that differs is a difference too */
+    strcpy(in_force.stats_path, "b.json");
+    in_force.stats = CONFIG_STATS_PATH;
+    asked.stats = CONFIG_STATS_PATH;
+    strcpy(asked.stats_path, "a.json");
+    config_format_lines(&in_force, &asked, "", buf, sizeof(buf));
+    ck_assert_ptr_nonnull(strstr(buf, "\nSEGSHIM_STATS=b.json  (requested a.json)\n"));
 }
 END_TEST
 
@@ -287,6 +347,7 @@ START_TEST(test_format_defaults) {
                           "SEGSHIM_DECAY_MS=1000\n"
                           "SEGSHIM_RETAIN=32M\n"
                           "SEGSHIM_STATS=0\n"
+                          "SEGSHIM_STATS_SIGNAL=0\n"
                           "SEGSHIM_VERBOSE=0\n"
                           "SEGSHIM_DISABLE=0\n");
 }
@@ -554,10 +615,19 @@ static const struct {
     {"HUGEPAGES", "0", "not auto, thp, hugetlb or off"},
     /* STATS */
     {"STATS", "", "empty"},
-    {"STATS", "2", "not 0, 1 or a path"},
-    {"STATS", "yes", "not 0, 1 or a path"},
-    {"STATS", "stats.json", "not 0, 1 or a path"},
-    {"STATS", "01", "not 0, 1 or a path"},
+    /* SIGNAL */
+    {"STATS_SIGNAL", "", "empty"},
+    {"STATS_SIGNAL", "SIGFOO", "not a signal name or number"},
+    {"STATS_SIGNAL", "SIG", "not a signal name or number"},
+    {"STATS_SIGNAL", "usr", "not a signal name or number"},
+    {"STATS_SIGNAL", "SIGUSR2 ", "not a signal name or number"},
+    {"STATS_SIGNAL", "65", "above the maximum 64"},
+    {"STATS_SIGNAL", "-1", "not a signal name or number"},
+    {"STATS_SIGNAL", "12x", "trailing junk"},
+    {"STATS_SIGNAL", "SIGKILL", "cannot be caught"},
+    {"STATS_SIGNAL", "19", "cannot be caught"},
+    {"STATS_SIGNAL", "SEGV", "a fault signal"},
+    {"STATS_SIGNAL", "sigbus", "a fault signal"},
     /* names */
     {"SEGMENT-SIZE", "32K", "unknown variable"},
     {"segment_size", "32K", "unknown variable"},
@@ -617,7 +687,8 @@ START_TEST(test_message_per_kind) {
         {"SEGSHIM_PREFAULT=-5", {"SEGSHIM_PREFAULT=-5 ", "(negative)", "the default 0\n"}},
         {"SEGSHIM_TCACHE=1025", {"SEGSHIM_TCACHE=1025 ", "(above the maximum 1024)", "the default 128\n"}},
         {"SEGSHIM_DECAY_MS=-2", {"SEGSHIM_DECAY_MS=-2 ", "(below the minimum -1)", "the default 1000\n"}},
-        {"SEGSHIM_STATS=yes", {"SEGSHIM_STATS=yes ", "(not 0, 1 or a path)", "the default 0\n"}},
+        {"SEGSHIM_STATS=", {"SEGSHIM_STATS= ", "(empty)", "the default 0\n"}},
+        {"SEGSHIM_STATS_SIGNAL=SIGKILL", {"SEGSHIM_STATS_SIGNAL=SIGKILL ", "(cannot be caught)", "the default 0\n"}},
         {"SEGSHIM_VERBOSE=true", {"SEGSHIM_VERBOSE=true ", "(not 0 or 1)", "the default 0\n"}},
         {"SEGSHIM_DISABLE=", {"SEGSHIM_DISABLE= ", "(empty)", "the default 0\n"}},
     };
@@ -757,6 +828,8 @@ static Suite *config_suite(void) {
     tcase_add_test(core, test_bool_valid);
     tcase_add_test(core, test_mode_valid);
     tcase_add_test(core, test_stats_valid);
+    tcase_add_test(core, test_signal_valid);
+    tcase_add_test(core, test_format_requested);
     tcase_add_test(core, test_hugepage_name);
     tcase_add_test(core, test_load_valid);
     tcase_add_test(core, test_load_empty_env);

@@ -6,6 +6,8 @@
  * limits  all 64 classes (several buffer flushes), an empty snapshot, huge
  *         figures, a slow pipe interrupted by signals (short writes, EINTR)
  * errors  write failures, advice that must not fire, the max of stats_advice
+ * output  the SEGSHIM_STATS path: %p expansion without truncation, a file
+ *         opened without following a link or truncating another's file
  *
  * The JSON is checked by a small validating scanner below, and by
  * `python3 -m json.tool` as well when python3 is installed.
@@ -20,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -49,8 +52,8 @@ static void fill_healthy(segpool_stats_t *s) {
     s->regions_committed = 3;
     s->regions_peak = 5;
     s->regions_purged = 12;
-    s->arena_rss = 6 * MIB;
-    s->arena_huge = 4 * MIB; /* 66.7% */
+    s->arena_rss = 48 * MIB;  /* above the 32M below which huge pages get no advice */
+    s->arena_huge = 32 * MIB; /* 66.7% */
     s->pool_requests = 95000;
     s->pool_frees = 94000;
     s->remote_frees = 321;
@@ -73,6 +76,14 @@ static void fill_healthy(segpool_stats_t *s) {
     s->class_segments[2] = 43;
     s->threads_live = 2;
     s->threads_total = 5;
+    s->pid = 4242;
+    strcpy(s->program, "server");
+    s->version = "0.2.0";
+    s->start_time = 1700000000;
+    s->elapsed_ms = 12345;
+    s->peak_rss = 256 * MIB;
+    s->bytes_in_use = 7 * MIB / 2;
+    s->bytes_committed = 6 * MIB;
 }
 
 /* stats_write into a temporary file; return its contents in out. */
@@ -248,6 +259,7 @@ static int json_python_valid(const char *text) {
 
 /* The field names of segpool_stats_t, in declaration order. */
 static const char *const stats_keys[] = {
+    "pid", "program", "version", "start_time", "elapsed_ms", "peak_rss", "bytes_in_use", "bytes_committed",
     "segment_size",      "pool_size",          "capacity",         "hugepage_mode",      "hugepage_note",
     "segments_in_use",   "segments_cached",    "segments_free",    "segments_peak",      "segments_user",
     "regions_committed", "regions_peak",       "regions_purged",   "arena_rss",          "arena_huge",
@@ -264,7 +276,14 @@ START_TEST(test_text_healthy) {
     fill_healthy(&s);
     ck_assert_int_eq(write_capture(&s, 0, out, sizeof(out)), 0);
     static const char *const want[] = {
-        "segshim statistics\n",
+        "segshim statistics\n  process\n",
+        "    program             server\n",
+        "    pid                 4242\n",
+        "    version             0.2.0\n",
+        "    started             1700000000 (seconds since the epoch)\n",
+        "    elapsed             12.345 s\n",
+        "    peak RSS            256M (the whole process)\n",
+        "    pool bytes in use   3.5M of 6M committed\n",
         "    segment size        32K\n",
         "    pool size           1G (32768 segments)\n",
         "    huge pages          thp\n",
@@ -276,8 +295,8 @@ START_TEST(test_text_healthy) {
         "    handed out whole    4\n",
         "    committed           3 (peak 5)\n",
         "    purged              12\n",
-        "    arena resident      6M\n",
-        "    on huge pages       4M (66.7% of resident)\n",
+        "    arena resident      48M\n",
+        "    on huge pages       32M (66.7% of resident)\n",
         "    served by the pool  95000 (95.0%)\n",
         "    served by libc      5000 (5.0%)\n",
         "      too large         4000\n",
@@ -316,6 +335,14 @@ START_TEST(test_json_healthy) {
         ck_assert_msg(strstr(out, key) != NULL, "JSON lacks key %s", key);
     }
     static const char *const want[] = {
+        "{\n  \"pid\": 4242,",
+        "\"program\": \"server\"",
+        "\"version\": \"0.2.0\"",
+        "\"start_time\": 1700000000",
+        "\"elapsed_ms\": 12345",
+        "\"peak_rss\": 268435456",
+        "\"bytes_in_use\": 3670016",
+        "\"bytes_committed\": 6291456",
         "\"segment_size\": 32768",
         "\"pool_size\": 1073741824",
         "\"capacity\": 32768",
@@ -329,8 +356,8 @@ START_TEST(test_json_healthy) {
         "\"regions_committed\": 3",
         "\"regions_peak\": 5",
         "\"regions_purged\": 12",
-        "\"arena_rss\": 6291456",
-        "\"arena_huge\": 4194304",
+        "\"arena_rss\": 50331648",
+        "\"arena_huge\": 33554432",
         "\"pool_requests\": 95000",
         "\"pool_frees\": 94000",
         "\"remote_frees\": 321",
@@ -369,14 +396,14 @@ START_TEST(test_advice_exhausted) {
     segpool_stats_t s;
     char lines[8][160];
     fill_healthy(&s);
-    s.fallback_exhausted = 7;
+    s.fallback_exhausted = 2000;
     ck_assert_int_eq(count_advice(&s, lines, 8), 1);
-    ck_assert_str_eq(lines[0], "the pool ran out 7 times with SEGSHIM_POOL_SIZE=1G: raise SEGSHIM_POOL_SIZE, for "
+    ck_assert_str_eq(lines[0], "the pool ran out 2000 times with SEGSHIM_POOL_SIZE=1G: raise SEGSHIM_POOL_SIZE, for "
                                "example to 2G");
-    s.fallback_exhausted = 1;
+    s.fallback_exhausted = 1100; /* 1.04% of 106100 requests */
     s.pool_size = 0; /* unknown: no figure to suggest */
     ck_assert_int_eq(count_advice(&s, lines, 8), 1);
-    ck_assert_str_eq(lines[0], "the pool ran out 1 time: raise SEGSHIM_POOL_SIZE");
+    ck_assert_str_eq(lines[0], "the pool ran out 1100 times: raise SEGSHIM_POOL_SIZE");
 }
 END_TEST
 
@@ -392,8 +419,8 @@ START_TEST(test_advice_just_above) {
     /* the same with another segment size names another value */
     s.segment_size = 256 * KIB;
     memset(s.large_sizes, 0, sizeof(s.large_sizes));
-    s.large_sizes[19] = 10; /* [256K, 512K) */
-    s.large_sizes[2] = 1;
+    s.large_sizes[19] = 1000; /* [256K, 512K) */
+    s.large_sizes[2] = 100;
     ck_assert_int_eq(count_advice(&s, lines, 8), 1);
     ck_assert_ptr_nonnull(strstr(lines[0], "SEGSHIM_SEGMENT_SIZE=512K"));
     ck_assert_ptr_nonnull(strstr(lines[0], "90.9%"));
@@ -417,8 +444,8 @@ START_TEST(test_advice_hugepages_low) {
     segpool_stats_t s;
     char lines[8][160];
     fill_healthy(&s);
-    s.arena_rss = 8 * MIB;
-    s.arena_huge = 2 * MIB;
+    s.arena_rss = 64 * MIB;
+    s.arena_huge = 16 * MIB;
     ck_assert_int_eq(count_advice(&s, lines, 8), 1);
     ck_assert_ptr_nonnull(strstr(lines[0], "only 25.0% of the arena is on huge pages"));
     ck_assert_ptr_nonnull(strstr(lines[0], "transparent_hugepage"));
@@ -452,7 +479,7 @@ START_TEST(test_advice_in_output) {
     static char out[OUT_MAX];
     char lines[8][160];
     fill_healthy(&s);
-    s.fallback_exhausted = 2;
+    s.fallback_exhausted = 200;
     s.large_sizes[16] = 100000;
     s.hugepage_mode = "off";
     s.hugepage_note = "no \"hugetlb\" pages\\reserved";
@@ -469,7 +496,7 @@ START_TEST(test_advice_in_output) {
     ck_assert_msg(json_valid_object(out), "invalid JSON:\n%s", out);
     ck_assert_int_ne(json_python_valid(out), 0);
     ck_assert_ptr_nonnull(strstr(out, "\"hugepage_note\": \"no \\\"hugetlb\\\" pages\\\\reserved\""));
-    ck_assert_ptr_nonnull(strstr(out, "\"advice\": [\"the pool ran out 2 times"));
+    ck_assert_ptr_nonnull(strstr(out, "\"advice\": [\"the pool ran out 200 times"));
     ck_assert_ptr_nonnull(strstr(out, "\", \"huge pages are unavailable (no \\\"hugetlb\\\" pages\\\\reserved)"));
     ck_assert_ptr_nonnull(strstr(out, "of requests were served by the pool; most fallbacks: too large for a segment\"]"));
 }
@@ -552,6 +579,9 @@ START_TEST(test_empty_snapshot) {
     ck_assert_ptr_nonnull(strstr(out, "    arena resident      unknown\n"));
     ck_assert_ptr_nonnull(strstr(out, "  size classes\n    (none)\n"));
     ck_assert_ptr_nonnull(strstr(out, "  fallback sizes\n    (none)\n"));
+    ck_assert_ptr_nonnull(strstr(out, "    program             unknown\n"));
+    ck_assert_ptr_nonnull(strstr(out, "    started             never (the pool did not start)\n"));
+    ck_assert_ptr_nonnull(strstr(out, "    peak RSS            unknown (the whole process)\n"));
     ck_assert_int_eq(write_capture(&s, 1, out, sizeof(out)), 0);
     ck_assert(json_valid_object(out));
     ck_assert_int_ne(json_python_valid(out), 0);
@@ -837,7 +867,7 @@ START_TEST(test_advice_max) {
     segpool_stats_t s;
     char lines[8][160];
     fill_healthy(&s);
-    s.fallback_exhausted = 2;
+    s.fallback_exhausted = 200;
     s.large_sizes[16] = 100000;
     s.hugepage_mode = "off";
     s.hugepage_note = "no hugetlb pages reserved";
@@ -874,6 +904,187 @@ START_TEST(test_advice_long_note) {
 }
 END_TEST
 
+/* The documented thresholds (advice.c, README.md): each advice just below
+ * and just at its threshold. */
+START_TEST(test_advice_thresholds) {
+    segpool_stats_t s;
+    char lines[8][160];
+    /* the case that once gave advice: 12 fallbacks of 1,199 requests, all
+     * just above the segment size, and fewer than half served by the pool */
+    memset(&s, 0, sizeof(s));
+    s.segment_size = 32 * KIB;
+    s.pool_requests = 1187;
+    s.fallback_too_large = 12;
+    s.large_sizes[16] = 12;
+    ck_assert_int_eq(count_advice(&s, lines, 8), 0);
+    /* 100 such fallbacks among 1,000 requests: enough */
+    s.pool_requests = 900;
+    s.fallback_too_large = 100;
+    s.large_sizes[16] = 100;
+    ck_assert_int_eq(count_advice(&s, lines, 8), 1);
+    ck_assert_ptr_nonnull(strstr(lines[0], "SEGSHIM_SEGMENT_SIZE=64K"));
+    /* 999 requests: too few */
+    s.pool_requests = 899;
+    ck_assert_int_eq(count_advice(&s, lines, 8), 0);
+    /* 99 fallbacks: too few */
+    s.pool_requests = 901;
+    s.fallback_too_large = 99;
+    s.large_sizes[16] = 99;
+    ck_assert_int_eq(count_advice(&s, lines, 8), 0);
+    /* 100 fallbacks under 1% of the requests (10,001): too rare; at 1%: enough */
+    s.fallback_too_large = 100;
+    s.large_sizes[16] = 100;
+    s.pool_requests = 9901;
+    ck_assert_int_eq(count_advice(&s, lines, 8), 0);
+    s.pool_requests = 9900;
+    ck_assert_int_eq(count_advice(&s, lines, 8), 1);
+    /* exhaustion follows the same rule */
+    memset(s.large_sizes, 0, sizeof(s.large_sizes));
+    s.fallback_too_large = 0;
+    s.fallback_exhausted = 99;
+    s.pool_requests = 5000;
+    ck_assert_int_eq(count_advice(&s, lines, 8), 0);
+    s.fallback_exhausted = 100;
+    ck_assert_int_eq(count_advice(&s, lines, 8), 1);
+    ck_assert_ptr_nonnull(strstr(lines[0], "ran out 100 times"));
+    /* huge pages: no word below 32M of resident arena */
+    fill_healthy(&s);
+    s.hugepage_mode = "off";
+    s.hugepage_note = "THP is disabled";
+    s.arena_rss = 32 * MIB - 4096;
+    s.arena_huge = 0;
+    ck_assert_int_eq(count_advice(&s, lines, 8), 0);
+    s.arena_rss = 32 * MIB;
+    ck_assert_int_eq(count_advice(&s, lines, 8), 1);
+}
+END_TEST
+
+/* ---- output (stats_output.c) ---------------------------------------------- */
+
+START_TEST(test_path_expand) {
+    char out[32];
+    ck_assert_int_eq(stats_path_expand("/tmp/s-%p.json", 42, out, sizeof(out)), 0);
+    ck_assert_str_eq(out, "/tmp/s-42.json");
+    ck_assert_int_eq(stats_path_expand("%p/%p", 7, out, sizeof(out)), 0);
+    ck_assert_str_eq(out, "7/7");
+    ck_assert_int_eq(stats_path_expand("100%%q%", 7, out, sizeof(out)), 0);
+    ck_assert_str_eq(out, "100%%q%");
+    ck_assert_int_eq(stats_path_expand("stats.json", 7, out, sizeof(out)), 0);
+    ck_assert_str_eq(out, "stats.json");
+    /* 31 bytes fit a 32-byte buffer; 32 do not, and nothing is cut short */
+    ck_assert_int_eq(stats_path_expand("aaaaaaaaaaaaaaaaaaaaaaaaaaaa%p", 123, out, sizeof(out)), 0);
+    ck_assert_uint_eq(strlen(out), 31);
+    ck_assert_int_eq(stats_path_expand("aaaaaaaaaaaaaaaaaaaaaaaaaaaa%p", 1234, out, sizeof(out)), -1);
+    ck_assert_int_eq(stats_path_expand("x", 1, out, 0), -1);
+}
+END_TEST
+
+static char out_dir[64];
+
+static void out_setup(void) {
+    strcpy(out_dir, "/tmp/check_stats_out_XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(out_dir));
+}
+
+static void out_teardown(void) {
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", out_dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+static void out_path(char *buf, size_t len, const char *name) { snprintf(buf, len, "%s/%s", out_dir, name); }
+
+static void write_file(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void assert_file(const char *path, const char *text) {
+    char buf[256] = {0};
+    FILE *f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    ck_assert_str_eq(buf, text);
+}
+
+/* Open: -1 and the reason (words or errno), the target left as it was. */
+static void assert_refused(const char *path, const char *why_part, int want_err) {
+    int err = -1;
+    const char *why = "unset";
+    ck_assert_int_eq(stats_open_output(path, &err, &why), -1);
+    if (why_part != NULL) {
+        ck_assert_ptr_nonnull(why);
+        ck_assert_msg(strstr(why, why_part) != NULL, "%s: why \"%s\"", path, why);
+    } else {
+        ck_assert_ptr_null(why);
+        ck_assert_int_eq(err, want_err);
+    }
+}
+
+START_TEST(test_open_new_and_own) {
+    char path[128];
+    int err;
+    const char *why;
+    out_path(path, sizeof(path), "new.json");
+    int fd = stats_open_output(path, &err, &why);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, "first", 5), 5);
+    close(fd);
+    assert_file(path, "first");
+    /* a regular file of ours is rewritten from the start (a later run, a
+     * second signal) */
+    fd = stats_open_output(path, &err, &why);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, "2", 1), 1);
+    close(fd);
+    assert_file(path, "2");
+}
+END_TEST
+
+START_TEST(test_open_refuses) {
+    char path[128], target[128], other[128];
+    out_path(target, sizeof(target), "target");
+    write_file(target, "keep");
+    /* a symbolic link planted at the path: neither followed nor truncated */
+    out_path(path, sizeof(path), "link.json");
+    ck_assert_int_eq(symlink(target, path), 0);
+    assert_refused(path, "symbolic link", 0);
+    assert_file(target, "keep");
+    /* a dangling one: the file it names is not created */
+    out_path(path, sizeof(path), "dangling.json");
+    out_path(other, sizeof(other), "created-through-link");
+    ck_assert_int_eq(symlink(other, path), 0);
+    assert_refused(path, "symbolic link", 0);
+    ck_assert_int_ne(access(other, F_OK), 0);
+    /* a second name of another file */
+    out_path(path, sizeof(path), "hardlink.json");
+    ck_assert_int_eq(link(target, path), 0);
+    assert_refused(path, "other hard links", 0);
+    assert_file(target, "keep");
+    /* a FIFO: refused at once, not waited on */
+    out_path(path, sizeof(path), "fifo.json");
+    ck_assert_int_eq(mkfifo(path, 0600), 0);
+    assert_refused(path, NULL, ENXIO); /* no reader */
+    /* a directory, and a missing directory: errno */
+    out_path(path, sizeof(path), "");
+    assert_refused(path, NULL, EISDIR);
+    out_path(path, sizeof(path), "no/such/dir.json");
+    assert_refused(path, NULL, ENOENT);
+    /* another user's file, where this test may give one away (as root) */
+    if (geteuid() == 0) {
+        out_path(path, sizeof(path), "theirs.json");
+        write_file(path, "theirs");
+        ck_assert_int_eq(chown(path, 65534, 65534), 0);
+        assert_refused(path, "belongs to another user", 0);
+        assert_file(path, "theirs");
+    }
+}
+END_TEST
+
 static Suite *stats_format_suite(void) {
     Suite *s = suite_create("stats_format");
     TCase *core = tcase_create("core");
@@ -886,7 +1097,15 @@ static Suite *stats_format_suite(void) {
     tcase_add_test(core, test_advice_hugepages_low);
     tcase_add_test(core, test_advice_low_share);
     tcase_add_test(core, test_advice_in_output);
+    tcase_add_test(core, test_advice_thresholds);
     suite_add_tcase(s, core);
+
+    TCase *output = tcase_create("output");
+    tcase_add_checked_fixture(output, out_setup, out_teardown);
+    tcase_add_test(output, test_path_expand);
+    tcase_add_test(output, test_open_new_and_own);
+    tcase_add_test(output, test_open_refuses);
+    suite_add_tcase(s, output);
 
     TCase *limits = tcase_create("limits");
     tcase_add_test(limits, test_all_classes);
