@@ -5,26 +5,15 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "alloc.h"
 #include "lock.h"
 #include "stats.h"
+#include "text.h"
 
 /* "segshim: <what> at 0x...": formatted on the stack, never allocates. */
 void alloc_report(const char *what, const void *p) {
-    char line[160];
-    size_t n = 0;
-    const char *prefix = "segshim: ";
-    for (const char *c = prefix; *c && n < 100; c++) line[n++] = *c;
-    for (const char *c = what; *c && n < 120; c++) line[n++] = *c;
-    const char *at = " at 0x";
-    for (const char *c = at; *c; c++) line[n++] = *c;
-    uintptr_t v = (uintptr_t)p;
-    for (int shift = 60; shift >= 0; shift -= 4) line[n++] = "0123456789abcdef"[(v >> shift) & 15];
-    line[n++] = '\n';
-    ssize_t rc = write(2, line, n);
-    (void)rc;
+    text_report_at(what, p);
     abort();
 }
 
