@@ -72,16 +72,15 @@ SEGPOOL_INLINE void alloc_set_owner(segment_t *s, uintptr_t tp) { __atomic_store
 /* Nonzero when p is inside the arena. */
 SEGPOOL_INLINE int alloc_owns(const void *p) { return (uintptr_t)p - pool.base < pool.size; }
 
-/* The block at arena offset off (inside s) is the start of a block:
- * (off - start) % block_size == 0, start being s's arena offset.  With
- * M = div_magic, n % d == 0 <=> n * M mod 2^64 < M for n, d < 2^32 (Lemire,
- * Kaser, Kurz), and (off - start) * M == off * M - start * M modulo 2^64, so
- * with div_base = start * M this is a multiply, a subtract, a compare. */
-SEGPOOL_INLINE int alloc_is_block_start_at(const segment_t *s, uintptr_t off) {
-    return off * s->div_magic - s->div_base < s->div_magic;
-}
-SEGPOOL_INLINE int alloc_is_block_start(const segment_t *s, const void *p) {
-    return alloc_is_block_start_at(s, (uintptr_t)p - pool.base);
+/* p is the start of one of s's blocks handed out so far: it lies in the
+ * formatted part of the slab, [block_start, block_start + span), at a
+ * multiple of block_size from its start.  With M = div_magic,
+ * n % d == 0 <=> n * M mod 2^64 < M for n, d < 2^32 (Lemire, Kaser, Kurz);
+ * span is at most a slab, far below 2^32.  The range also keeps out the
+ * blocks past the formatted part, which carry no tag. */
+SEGPOOL_INLINE int alloc_is_block_of(const segment_t *s, const void *p) {
+    uintptr_t n = (uintptr_t)p - s->block_start;
+    return n < s->span && n * s->div_magic < s->div_magic;
 }
 
 /* b carries the free tag: it may be free already (heap_free_suspect decides). */
@@ -163,7 +162,7 @@ SEGPOOL_INLINE void alloc_free_at(void *p, uintptr_t off) {
         }
         s = head;
     }
-    if (unlikely(!alloc_is_block_start_at(s, off) || alloc_looks_free(b))) {
+    if (unlikely(!alloc_is_block_of(s, p) || alloc_looks_free(b))) {
         heap_free_suspect(b, s);
         return;
     }

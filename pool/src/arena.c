@@ -52,16 +52,18 @@ int arena_init(size_t size) {
 int arena_commit_region(region_t *r) {
     uint8_t *start = arena_region_start(r);
     if (r->state == REGION_COMMITTED) return 0; /* writable already */
-    if (pool.huge_kind == 2) {
+    int kind = pool.huge_kind == 2 ? 2 : r->huge_wanted ? pool.huge_kind : 0; /* see segment.c: two kinds */
+    if (kind == 2) {
         if (os_commit_hugetlb(start, SEGPOOL_REGION_SIZE) == 0) {
             r->huge = 2;
             return 0;
         }
         arena_degrade(os_thp_available() ? 1 : 0, os_thp_available() ? "thp" : "off",
                       "hugetlb: no reserved 2 MiB page left (vm.nr_hugepages)");
+        kind = pool.huge_kind;
     }
     if (os_commit(start, SEGPOOL_REGION_SIZE) != 0) return -1;
-    if (pool.huge_kind == 1) {
+    if (kind == 1 && pool.huge_kind == 1) {
         if (os_advise_huge(start, SEGPOOL_REGION_SIZE, 1) == 0) {
             r->huge = 1;
             return 0;
@@ -83,6 +85,7 @@ void arena_prefault(size_t bytes) {
     if (want > pool.region_count) want = pool.region_count;
     for (size_t i = 0; i < want; i++) {
         region_t *r = &pool.regions[i];
+        r->huge_wanted = 1; /* a pool asked to be resident up front is a big one */
         if (arena_commit_region(r) != 0) break;
         r->state = REGION_COMMITTED;
         pool.regions_committed++;

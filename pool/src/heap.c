@@ -101,6 +101,36 @@ static void heap_segment_unclass(heap_t *h, segment_t *s) {
     s->allocs = 0;
 }
 
+/* Format more of s's blocks onto its empty free list: a page's worth (at
+ * least one block) the first time, then as many again as are formatted
+ * already, so that a slab is touched only as far as it is used (a thread
+ * that allocates one block of a class costs one page, not a slab).  Each
+ * block is tagged free, so that a free of a block never handed out is caught
+ * like a double free; blocks past the formatted part fail alloc_is_block_of.
+ * Returns 0 when the slab is formatted whole. */
+static size_t heap_segment_whole(const segment_t *s) {
+    return (size_t)sizeclass_table[s->class_index].capacity * s->block_size;
+}
+
+static int heap_segment_extend(segment_t *s) {
+    size_t size = s->block_size, whole = heap_segment_whole(s);
+    if (s->span >= whole) return 0; /* also segment_empty, whose sizes are 0 */
+    size_t chunk = s->span ? s->span : HEAP_FORMAT_FIRST;
+    size_t count = (chunk + size - 1) / size;
+    if (s->span + count * size > whole) count = (whole - s->span) / size;
+    uint8_t *first = (uint8_t *)s->block_start + s->span;
+    block_t *link = s->free; /* NULL: only an empty list is extended */
+    for (size_t i = count; i-- > 0;) {
+        block_t *b = (block_t *)(first + i * size);
+        b->next = alloc_link_encode(link);
+        b->free_tag = ALLOC_FREE_TAG;
+        link = b;
+    }
+    s->free = link;
+    s->span += count * size;
+    return 1;
+}
+
 /* Format s (count segments) for class c, owned by h. */
 static void heap_segment_format(heap_t *h, segment_t *s, unsigned c) {
     const sizeclass_t *cls = &sizeclass_table[c];
@@ -111,23 +141,12 @@ static void heap_segment_format(heap_t *h, segment_t *s, unsigned c) {
         s[i].heap = NULL;
         alloc_set_owner(&s[i], 0);
     }
-    /* Thread the free list through the blocks in address order, each tagged
-     * free, so that a free of a block never handed out is caught like a
-     * double free. */
-    block_t *link = NULL;
-    for (uint32_t i = cls->capacity; i-- > 0;) {
-        block_t *b = (block_t *)(start + (size_t)i * cls->size);
-        b->next = alloc_link_encode(link);
-        b->free_tag = ALLOC_FREE_TAG;
-        link = b;
-    }
-    s->free = (block_t *)start;
+    s->free = NULL;
     s->block_start = (uintptr_t)start;
-    s->span = cls->capacity * cls->size;
+    s->span = 0;
     s->used = 0;
     s->block_size = cls->size;
     s->div_magic = cls->div_magic;
-    s->div_base = ((uintptr_t)start - pool.base) * cls->div_magic;
     s->allocs = 0;
     s->slab_offset = 0;
     s->slab_count = (uint8_t)cls->slab;
@@ -136,6 +155,7 @@ static void heap_segment_format(heap_t *h, segment_t *s, unsigned c) {
     s->heap = h;
     alloc_set_owner(s, h->owner_tp);
     h->class_segments[c]++;
+    heap_segment_extend(s);
 }
 
 /* A fresh segment for class c: an empty one of another class reformatted,
@@ -151,7 +171,7 @@ static segment_t *heap_segment_new(heap_t *h, unsigned c) {
             }
     }
     if (!s) {
-        s = segment_request(slab);
+        s = segment_request(slab, (h->segments_owned << pool.segment_shift) >= HEAP_HUGE_MIN_BYTES);
         if (!s) return NULL;
         h->segments_owned += slab;
     }
@@ -201,7 +221,7 @@ static void heap_uninstall(heap_t *h, unsigned c) {
     if (s == &segment_empty) return;
     heap_set_current(h, c, &segment_empty);
     s->used -= SEGMENT_CURRENT;
-    if (heap_free_head(s) == NULL) {
+    if (heap_free_head(s) == NULL && s->span == heap_segment_whole(s)) {
         s->used |= SEGMENT_FULL;
         heap_list_push(&h->full, s);
     } else if (s->used == 0) {
@@ -235,7 +255,7 @@ void heap_free_slow(segment_t *s) {
 static segment_t *heap_remote_segment(heap_t *h, block_t *b, const block_t *from) {
     if (!alloc_owns(b)) alloc_report("free(): corrupted list of blocks freed by other threads", from);
     segment_t *s = segment_of(b);
-    if (s->kind != SEGMENT_BLOCKS || s->heap != h || !alloc_is_block_start(s, b))
+    if (s->kind != SEGMENT_BLOCKS || s->heap != h || !alloc_is_block_of(s, b))
         alloc_report("free(): corrupted list of blocks freed by other threads", from);
     return s;
 }
@@ -257,6 +277,15 @@ static void heap_drain_remote(heap_t *h) {
     if (atomic_load_explicit(&h->remote, memory_order_relaxed) == 0) return;
     uintptr_t list = atomic_exchange_explicit(&h->remote, 0, memory_order_acquire);
     heap_free_list(h, list);
+}
+
+/* b lies in s's slab: is it one of the blocks handed out?  A block past the
+ * formatted part was never handed out, so freeing it is freeing a free block. */
+static void heap_check_block(const segment_t *s, const block_t *b) {
+    if (alloc_is_block_of(s, b)) return;
+    if ((uintptr_t)b - s->block_start >= s->span && ((uintptr_t)b - s->block_start) % s->block_size == 0)
+        alloc_report("free(): double free detected (a block never handed out)", b);
+    alloc_report("free(): invalid pointer (inside a block)", b);
 }
 
 /* b (in s) carries the free tag: is it plausibly on a free list?  Its first
@@ -281,7 +310,7 @@ static int heap_list_holds(const segment_t *s, const block_t *b) {
 /* The exact check of a free of b, a block of h's segment s, by whoever acts
  * for h; then the free. */
 static void heap_free_exact(heap_t *h, segment_t *s, block_t *b) {
-    if (!alloc_is_block_start(s, b)) alloc_report("free(): invalid pointer (inside a block)", b);
+    heap_check_block(s, b);
     if (heap_block_seems_free(s, b)) {
         if (h->dead == HEAP_LIVE) heap_drain_remote(h); /* b may be on the remote stack */
         if (heap_list_holds(s, b)) alloc_report("free(): double free detected", b);
@@ -349,7 +378,7 @@ static void heap_free_dead(heap_t *owner, segment_t *s, block_t *b);
 void heap_free_remote(block_t *b, segment_t *s) {
     if (s->kind == SEGMENT_SLAB_TAIL) s -= s->slab_offset;
     if (s->kind != SEGMENT_BLOCKS) alloc_report("free(): invalid pointer (not an allocated block)", b);
-    if (!alloc_is_block_start(s, b)) alloc_report("free(): invalid pointer (inside a block)", b);
+    heap_check_block(s, b);
     heap_t *owner = s->heap;
     heap_t *self = tls_heap;
     if (self != &heap_empty) self->remote_frees++;
@@ -430,7 +459,8 @@ void *heap_alloc_slow(heap_t *h, unsigned c) {
     heap_drain_remote(h);
     if (unlikely(atomic_load_explicit(&h->suspects, memory_order_relaxed) != NULL)) heap_check_suspects(h);
     segment_t *s = h->current[c];
-    if (heap_free_head(s) == NULL && (s = heap_next_segment(h, c)) == NULL) return NULL;
+    while (heap_free_head(s) == NULL && !heap_segment_extend(s))
+        if ((s = heap_next_segment(h, c)) == NULL) return NULL;
     return alloc_take(s);
 }
 

@@ -35,7 +35,7 @@ struct segpool_local_s {
 
 static void *local_take_global(segpool_local_t *owner) {
     if (!pool_ready() && pool_init() != 0) return NULL;
-    segment_t *s = segment_request(1);
+    segment_t *s = segment_request(1, 1); /* whole segments, used densely: huge pages pay */
     if (!s) return NULL;
     s->kind = SEGMENT_USER;
     s->local = owner;

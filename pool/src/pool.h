@@ -47,8 +47,8 @@ typedef struct pool_s {
     pthread_mutex_t lock;
     region_t *regions;
     size_t regions_fresh;          /* regions [regions_fresh, region_count) never committed */
-    region_t *bins[SEGPOOL_MAX_REGION_SEGMENTS]; /* bins[k]: regions with k free segments, 0 < k < all */
-    uint64_t bins_nonempty[SEGPOOL_MAX_REGION_SEGMENTS / 64];
+    region_t *bins[2][SEGPOOL_MAX_REGION_SEGMENTS]; /* bins[kind][k]: small/huge regions with k free segments, 0 < k < all */
+    uint64_t bins_nonempty[2][SEGPOOL_MAX_REGION_SEGMENTS / 64];
     region_t *empty_head, *empty_tail; /* committed, wholly free; head newest */
     size_t regions_empty;          /* on the empty list */
     size_t retain_regions;         /* at most this many stay there (SEGSHIM_RETAIN) */
@@ -94,7 +94,7 @@ void arena_prefault(size_t bytes);
 /* segment.c: the global segment pool.  Segments of a run are contiguous and
  * within one region; count is 1 except for slabs. */
 int segment_pool_init(void);
-segment_t *segment_request(unsigned count);
+segment_t *segment_request(unsigned count, int huge); /* huge: from a region on huge pages if the mode has them */
 void segment_recycle(segment_t *s, unsigned count);
 /* Give back the wholly free regions past the budget or the decay time. */
 void segment_purge_expired(void);

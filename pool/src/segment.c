@@ -2,14 +2,24 @@
  * segment.c - the global segment pool (Flink's NetworkBufferPool).
  *
  * Capacity: pool size / segment size segments, in region_count regions of
- * region_segments each.  Every region's free segments are a bitmap.  Regions
- * are kept where a request finds them in this order of preference:
+ * region_segments each.  Every region's free segments are a bitmap.
  *
- *   1. bins[k], 0 < k < region_segments: partly used regions with k free
- *      segments; the lowest k is taken first (the fullest region), so that
- *      frees concentrate in few regions and whole regions come free;
+ * Two kinds of region: small ones, on 4 KiB pages, and huge ones (on huge
+ * pages where the mode allows).  A heap asks for huge ones only once it owns
+ * HEAP_HUGE_MIN_BYTES (types.h), and whole segments handed to the API are
+ * huge: huge pages go where they pay (a big heap walked often), and a small
+ * program or a thread that holds a few blocks per class is not charged 2 MiB
+ * per touched region.  With SEGSHIM_HUGEPAGES=off every region is small, with
+ * hugetlb every region is huge.  Regions are kept where a request finds
+ * them in this order of preference:
+ *
+ *   1. bins[kind][k], 0 < k < region_segments: partly used regions of the
+ *      kind with k free segments; the lowest k is taken first (the fullest
+ *      region), so that frees concentrate in few regions and whole regions
+ *      come free;
  *   2. the empty list: committed, wholly free regions, newest first (still
- *      warm); the oldest is purged after SEGSHIM_DECAY_MS;
+ *      warm), of the kind if there is one; the oldest is purged after
+ *      SEGSHIM_DECAY_MS or past SEGSHIM_RETAIN;
  *   3. the purged stack: given back to the OS, reusable without a syscall;
  *   4. never-used regions, in address order (committed on first use).
  *
@@ -33,6 +43,10 @@
 #include "lock.h"
 #include "os.h"
 #include "pool.h"
+
+/* Regions a request for a run of segments looks at in the bins before it
+ * takes a wholly free one instead. */
+#define SEGMENT_RUN_SEARCH_MAX 64
 
 /* ---- Region lists (pool.lock held) ------------------------------------------ */
 
@@ -61,8 +75,9 @@ static void segment_region_insert_locked(region_t *r) {
         pool.regions_empty++;
         return;
     }
-    segment_list_push(&pool.bins[k], r);
-    pool.bins_nonempty[k / 64] |= (uint64_t)1 << (k % 64);
+    unsigned kind = r->huge != 0;
+    segment_list_push(&pool.bins[kind][k], r);
+    pool.bins_nonempty[kind][k / 64] |= (uint64_t)1 << (k % 64);
 }
 
 static void segment_region_remove_locked(region_t *r) {
@@ -74,8 +89,9 @@ static void segment_region_remove_locked(region_t *r) {
         pool.regions_empty--;
         return;
     }
-    segment_list_remove(&pool.bins[k], r);
-    if (!pool.bins[k]) pool.bins_nonempty[k / 64] &= ~((uint64_t)1 << (k % 64));
+    unsigned kind = r->huge != 0;
+    segment_list_remove(&pool.bins[kind][k], r);
+    if (!pool.bins[kind][k]) pool.bins_nonempty[kind][k / 64] &= ~((uint64_t)1 << (k % 64));
 }
 
 /* First free run of count segments in r, or -1. */
@@ -160,20 +176,25 @@ int segment_pool_init(void) {
     return 0;
 }
 
+/* The kind of region (0 small, 1 huge) for a request that wants huge pages
+ * or not, in the huge-page mode in force. */
+static unsigned segment_kind(int huge) { return pool.huge_kind == 2 ? 1 : pool.huge_kind == 0 ? 0 : huge != 0; }
+
 /* A region with a free run of count segments, taken off its list. */
-static region_t *segment_pick_region_locked(unsigned count) {
+static region_t *segment_pick_region_locked(unsigned count, int huge) {
+    unsigned kind = segment_kind(huge);
     if (count == 1) {
         for (size_t w = 0; w < SEGPOOL_MAX_REGION_SEGMENTS / 64; w++) {
-            if (pool.bins_nonempty[w]) {
-                region_t *r = pool.bins[w * 64 + (size_t)__builtin_ctzll(pool.bins_nonempty[w])];
+            if (pool.bins_nonempty[kind][w]) {
+                region_t *r = pool.bins[kind][w * 64 + (size_t)__builtin_ctzll(pool.bins_nonempty[kind][w])];
                 segment_region_remove_locked(r);
                 return r;
             }
         }
     } else {
-        unsigned looked = 0;
-        for (size_t k = count; k < pool.region_segments && looked < 64; k++) {
-            for (region_t *r = pool.bins[k]; r && looked < 64; r = r->next, looked++) {
+        unsigned looked = 0; /* bounded: past that many, a fresh region is cheaper than the search */
+        for (size_t k = count; k < pool.region_segments && looked < SEGMENT_RUN_SEARCH_MAX; k++) {
+            for (region_t *r = pool.bins[kind][k]; r && looked < SEGMENT_RUN_SEARCH_MAX; r = r->next, looked++) {
                 if (segment_find_run(r, count) >= 0) {
                     segment_region_remove_locked(r);
                     return r;
@@ -181,7 +202,14 @@ static region_t *segment_pick_region_locked(unsigned count) {
             }
         }
     }
+    /* A wholly free region, of the kind if one is (the list is short: at most
+     * SEGSHIM_RETAIN's worth), else any. */
     region_t *r = pool.empty_head;
+    for (region_t *e = r; e; e = e->next)
+        if ((e->huge != 0) == kind) {
+            r = e;
+            break;
+        }
     if (r) {
         segment_region_remove_locked(r);
         return r;
@@ -194,6 +222,7 @@ static region_t *segment_pick_region_locked(unsigned count) {
             memset(r->free_map, 0, sizeof r->free_map);
             segment_mark(r, 0, (unsigned)pool.region_segments, 1);
         }
+        r->huge_wanted = (uint8_t)kind;
         if (arena_commit_region(r) != 0) return NULL; /* counted as exhaustion */
         if (fresh) pool.regions_fresh++;
         else segment_list_remove(&pool.purged, r);
@@ -205,10 +234,10 @@ static region_t *segment_pick_region_locked(unsigned count) {
     return NULL;
 }
 
-segment_t *segment_request(unsigned count) {
+segment_t *segment_request(unsigned count, int huge) {
     lock_acquire(&pool.lock);
     segment_purge_expired_locked();
-    region_t *r = segment_pick_region_locked(count);
+    region_t *r = segment_pick_region_locked(count, huge);
     segment_t *s = NULL;
     if (r) {
         long first = segment_find_run(r, count);

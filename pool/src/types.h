@@ -103,7 +103,9 @@ typedef enum segment_kind_e {
  *   h->partial[c] (some blocks free, some live), s on h->empty[c] (live 0),
  *   or SEGMENT_FULL (no free block, on no list);
  *   every block lies in the segment (the slab), at a multiple of block_size
- *   from its start, which is what alloc_is_block_start tests.
+ *   from its start, in the formatted part [block_start, block_start + span),
+ *   which is what alloc_is_block_of tests; the slab is formatted lazily
+ *   (heap_segment_extend), so span grows up to capacity * block_size.
  * heap is NULL and owner 0 for every other kind and for slab tails, so a free
  * of a pointer into them leaves the fast path and is checked.  owner is the
  * owning thread's thread pointer (%fs:0 on x86-64): free compares it with its
@@ -115,10 +117,7 @@ typedef struct segment_s {
      * is formatted or changes owner, so other threads' reads stay shared. */
     uintptr_t owner;          /* thread pointer of the owning heap's thread; 0 if none */
     uint64_t div_magic;       /* UINT64_MAX / block_size + 1 */
-    union {
-        uint64_t div_base;             /* SEGMENT_BLOCKS: (start - arena base) * div_magic */
-        struct segpool_local_s *local; /* SEGMENT_USER: the local pool it came from, or NULL */
-    };
+    struct segpool_local_s *local; /* SEGMENT_USER: the local pool it came from, or NULL */
     heap_t *heap;             /* owner while kind == SEGMENT_BLOCKS */
     uint32_t block_size;      /* class size in bytes */
     uint16_t slab_offset;     /* entries back to the slab head (0 for a head) */
@@ -132,7 +131,7 @@ typedef struct segment_s {
     uint32_t used;            /* live blocks | SEGMENT_FULL | SEGMENT_CURRENT */
     uint32_t pad1;
     uintptr_t block_start;    /* address of its first block */
-    uintptr_t span;           /* bytes of the slab's blocks; 0 when it holds none (a full word: one compare) */
+    uintptr_t span;           /* bytes of the slab formatted so far; 0 when it holds none (a full word: one compare) */
     uint64_t allocs;          /* blocks handed out since it was formatted (statistics) */
     uint8_t pad2[24];
 } segment_t;
@@ -159,7 +158,8 @@ typedef struct region_s {
     uint32_t free_count;                                /* popcount of free_map */
     uint8_t state;                                      /* region_state_t */
     uint8_t huge;                                       /* 2 = hugetlb, 1 = THP advised, 0 = 4 KiB */
-    uint8_t pad[2];
+    uint8_t huge_wanted;                                /* the kind its next commit gives it: 1 huge, 0 small */
+    uint8_t pad[1];
     struct region_s *next, *prev; /* bin list, empty list, or purged stack */
     uint64_t freed_at_ms;         /* when it became wholly free (empty list) */
 } region_t;
@@ -168,6 +168,10 @@ typedef struct region_s {
  * after them is touched only on slow paths.  current[c] and direct[i] are
  * never NULL: a heap starts with every entry at segment_empty, whose free list
  * is empty. */
+#define HEAP_FORMAT_FIRST 4096 /* bytes of a slab formatted when it starts serving a class */
+/* A heap that owns this much asks for segments on huge pages (segment.c):
+ * below it, a huge page would mostly hold memory the thread never touches. */
+#define HEAP_HUGE_MIN_BYTES ((uint64_t)4 << 20) // 4 MiB
 #define HEAP_DIRECT_MAX 1024                     /* sizes served through direct[] */
 #define HEAP_DIRECT_STEPS (HEAP_DIRECT_MAX >> 4) // 64
 
