@@ -125,11 +125,29 @@ if [ -x "$WORK/consumer-build/consumer_shared" ]; then
     "$P/$BINDIR/segshim" -- "$WORK/consumer-build/consumer_shared" "$VERSION" shim >"$WORK/wrapped.out" 2>&1 &&
         ok "a program through the installed wrapper sees the shim" || bad "through the wrapper: $(tail -3 "$WORK/wrapped.out")"
 fi
+step "the installed man pages"
 if command -v groff >/dev/null; then
     for page in "$MANDIR/man1/segshim.1" "$MANDIR/man3/segpool.3"; do
         warn=$(groff -man -ww -z "$P/$page" 2>&1)
         [ -z "$warn" ] && ok "$page renders without warnings" || bad "$page: $warn"
     done
+    # segshim(1) documents every option of the library's table, by its
+    # wrapper option and its variable; segpool(3) every function of segpool.h.
+    text=$(groff -man -Tascii -P-cbou "$P/$MANDIR/man1/segshim.1")
+    while IFS=$'\t' read -r name _kind _help; do
+        o=--$(tr 'A-Z_' 'a-z-' <<<"$name")
+        grep -q -- "$o" <<<"$text" && grep -q -- "SEGSHIM_$name" <<<"$text" ||
+            bad "segshim(1) does not document $o [SEGSHIM_$name]"
+    done < <("$P/$LIBEXECDIR/segshim/segshim-config" --list)
+    text=$(groff -man -Tascii -P-cbou "$P/$MANDIR/man3/segpool.3")
+    n=0
+    for fn in $(grep -o 'segpool_[a-z_]*(' "$P/$INCLUDEDIR/segpool.h" | sort -u | tr -d '('); do
+        n=$((n + 1))
+        grep -q -- "$fn" <<<"$text" || bad "segpool(3) does not document $fn"
+    done
+    [ $n -ge 20 ] && ok "man pages checked ($n functions of segpool.h)" || bad "only $n functions found in segpool.h"
+else
+    echo "note: groff not installed, man pages not rendered"
 fi
 
 echo "install: $fails failure(s)"
