@@ -41,7 +41,6 @@ for arg in "$@"; do
 done
 
 cd "$(dirname "$0")/.."
-root=$PWD
 jobs=$(nproc 2>/dev/null || echo 2)
 start=$(date +%s)
 
