@@ -24,6 +24,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "segpool_version.h" /* SEGPOOL_VERSION_MAJOR/MINOR/PATCH, SEGPOOL_VERSION_STRING */
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -33,6 +35,12 @@ extern "C" {
 #else
 #define SEGPOOL_API
 #endif
+
+/* ---- Version ------------------------------------------------------------- */
+
+/* The library's version, "MAJOR.MINOR.PATCH" (SEGPOOL_VERSION_STRING of the
+ * build that produced it; the macros give the header's). */
+SEGPOOL_API const char *segpool_version(void);
 
 /* ---- The global segment pool --------------------------------------------- */
 
