@@ -97,14 +97,16 @@ static void *batched_thread(void *varg)
         bench_mailbox_push(&batched_destination(t, k)->box, &b->node);
         done += (long long)n;
         batched_drain(t);
+        unsigned spins = 0;
         while (atomic_load_explicit(&t->inflight, memory_order_acquire) >= BATCHED_INFLIGHT)
             if (batched_drain(t) == 0)
-                sched_yield();
+                bench_backoff(&spins);
     }
     atomic_fetch_add(&batched.finished, 1);
+    unsigned spins = 0;
     while (atomic_load(&batched.finished) < batched.nthreads)
         if (batched_drain(t) == 0)
-            sched_yield();
+            bench_backoff(&spins);
     batched_drain(t); /* every sender is done: the last batches */
     return NULL;
 }

@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* splitmix64: one state word per thread, good enough for picking sizes and
  * slots, and identical on every run for the same seed. */
@@ -192,6 +193,20 @@ static inline void bench_run_threads(unsigned n, void *(*fn)(void *), void *args
     for (unsigned i = 0; i < n; i++)
         pthread_join(tids[i], NULL);
     free(tids);
+}
+
+/* Waiting for another thread without a futex: yield the CPU a few times,
+ * then sleep 50 us at a time, so that idle threads do not steal the CPUs
+ * from working ones when threads outnumber cores.  *spins counts the
+ * fruitless tries; the caller resets it to 0 when it made progress. */
+static inline void bench_backoff(unsigned *spins)
+{
+    if (++*spins < 16) {
+        sched_yield();
+        return;
+    }
+    struct timespec ts = {0, 50000};
+    nanosleep(&ts, NULL);
 }
 
 /* A mailbox between threads: a lock-free stack of nodes that any thread

@@ -103,9 +103,10 @@ static void *handoff_thread(void *varg)
     free(slots);
     /* Others may still send until they are done; free whatever comes. */
     atomic_fetch_add(&handoff.finished, 1);
+    unsigned spins = 0;
     while (atomic_load(&handoff.finished) < handoff.nthreads)
         if (handoff_drain(t, NULL, &recv_rng) == 0)
-            sched_yield();
+            bench_backoff(&spins);
     handoff_drain(t, NULL, &recv_rng);
     return NULL;
 }

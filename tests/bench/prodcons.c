@@ -4,13 +4,14 @@
  *   prodcons [BLOCKS] [THREADS] [MAXSIZE]
  *
  * One producer allocates BLOCKS (default 8M) blocks of 16 B .. MAXSIZE
- * (default 4 KiB, log-uniform), tags them and hands them one at a time,
- * round robin, to THREADS-1 consumers (THREADS default 5) through a
- * single-producer single-consumer ring per consumer.  The consumers check
+ * (default 4 KiB, log-uniform), tags them and hands them one at a time
+ * to THREADS-1 consumers (THREADS default 5; at least one), 32 in a row to
+ * each in turn, through a single-producer single-consumer ring per consumer.  The consumers check
  * and free; they never allocate, so an allocator that charges a thread
  * without a heap for its frees (a shared counter, a lock) shows here.
  * Unlike xmalloc (batches through a mutex and a condition variable), blocks
- * cross one by one and nothing sleeps: a full or empty ring yields the CPU.
+ * cross one by one and no futex is involved: a thread facing a full or empty
+ * ring yields the CPU, then naps (bench_backoff).
  *
  * Checksum: the sum of the tags freed and their number.  Prints "ops".
  */
@@ -19,6 +20,7 @@
 #include <stdatomic.h>
 
 #define PC_RING 1024 /* slots per consumer ring, a power of two */
+#define PC_CHUNK 32  /* consecutive blocks to one consumer, then the next */
 
 typedef struct pc_ring_s {
     _Alignas(64) atomic_size_t head; /* written by the consumer */
@@ -32,6 +34,7 @@ static atomic_int pc_done;
 static void *pc_consumer(void *varg)
 {
     pc_ring_t *r = varg;
+    unsigned spins = 0;
     for (;;) {
         size_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
         size_t tail = atomic_load_explicit(&r->tail, memory_order_acquire);
@@ -39,9 +42,10 @@ static void *pc_consumer(void *varg)
             if (atomic_load_explicit(&pc_done, memory_order_acquire) &&
                 atomic_load_explicit(&r->tail, memory_order_acquire) == head)
                 return NULL;
-            sched_yield();
+            bench_backoff(&spins);
             continue;
         }
+        spins = 0;
         for (; head != tail; head++) {
             unsigned char *p = r->slot[head % PC_RING];
             r->tags += bench_block_check(p, "prodcons: block overwritten");
@@ -55,8 +59,9 @@ static void *pc_consumer(void *varg)
 static void pc_put(pc_ring_t *r, unsigned char *p)
 {
     size_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
+    unsigned spins = 0;
     while (tail - atomic_load_explicit(&r->head, memory_order_acquire) == PC_RING)
-        sched_yield();
+        bench_backoff(&spins);
     r->slot[tail % PC_RING] = p;
     atomic_store_explicit(&r->tail, tail + 1, memory_order_release);
 }
@@ -84,7 +89,7 @@ int main(int argc, char **argv)
         size_t size = bench_size_between(&rng, 16, maxsize);
         unsigned char *p = bench_xmalloc(size);
         bench_block_fill(p, size, (uint64_t)i + 1);
-        pc_put(&rings[(size_t)i % nc], p);
+        pc_put(&rings[(size_t)(i / PC_CHUNK) % nc], p);
     }
     atomic_store_explicit(&pc_done, 1, memory_order_release);
 
