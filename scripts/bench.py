@@ -70,6 +70,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ORDER = ["glibc", "jemalloc", "mimalloc", "tcmalloc", "segshim", "segshim-nohuge"]
 PEERS = ["glibc", "jemalloc", "mimalloc", "tcmalloc"]
 REF = "jemalloc"
+# One colour per allocator in every plot, whichever of them ran.
+COLORS = {"glibc": "#808080", "jemalloc": "#1b9e77", "mimalloc": "#377eb8", "tcmalloc": "#ff7f00",
+          "segshim": "#e41a1c", "segshim-nohuge": "#984ea3"}
 DEFAULT_THREADS = [1, 2, 4, 8, 16, 32, 64]
 
 
@@ -122,15 +125,15 @@ WORKLOADS = [
              "2 threads, 8-byte objects, active false sharing"),
     Workload("cache-scratch", "bin", "bench_falseshare scratch", "bench_falseshare scratch 1000",
              "2 threads, 8-byte objects, passive false sharing"),
-    Workload("tlb", "bin", "bench_tlb 1024", "bench_tlb 32",
+    Workload("tlb", "bin", "bench_tlb 1024", "bench_tlb 16",
              "1 GiB of 64-byte nodes walked in random order"),
-    Workload("phases", "bin", "bench_phases 1024 3000 @CSV@", "bench_phases 32 300 @CSV@",
+    Workload("phases", "bin", "bench_phases 1024 3000 @CSV@", "bench_phases 32 100 @CSV@",
              "grow 1 GiB, free 90%, idle 3 s, grow again"),
     Workload("sqlite", "real", "sqlite 1", "sqlite 0.02",
              "sqlite3 :memory:, 300k rows, indexes, group by, update"),
     Workload("python", "real", "python 1", "python 0.02",
              "python3 churning objects (PYTHONMALLOC=malloc)"),
-    Workload("gcc", "real", "gcc 1", "gcc 0.1", "gcc -O2 on a generated 300-function file"),
+    Workload("gcc", "real", "gcc 1", "gcc 0.03", "gcc -O2 on a generated 300-function file"),
     Workload("redis", "real", "redis 1", "redis 0.02",
              "redis-server + redis-benchmark, 7 commands x 100k requests"),
 ]
@@ -733,16 +736,24 @@ def bench_plots(ctx, res):
                     else:
                         cells.append("NaN NaN NaN")
                 f.write(w + " " + " ".join(cells) + "\n")
-        # whole powers of ten around the data, so that no bar is cut off
-        ranges[key] = (10 ** math.floor(math.log10(lo)) if lo < float("inf") and lo > 0 else 0.001,
-                       10 ** math.ceil(math.log10(hi)) if hi > 0 else 1)
+        ranges[key] = log_range(lo, hi)
     marks = phase_marks(out, res.allocs)
     with open(os.path.join(out, "plot-vars.gp"), "w") as f:
         f.write('allocs = "%s"\nnallocs = %d\n' % (" ".join(res.allocs), len(res.allocs)))
+        f.write('colors = "%s"\n' % " ".join(COLORS.get(a, "black") for a in res.allocs))
+        f.write('phase_colors = "%s"\n' % " ".join(COLORS.get(a, "black") for a in marks))
         f.write("time_min = %g\ntime_max = %g\n" % ranges["wall_s"])
         f.write("rss_min = %g\nrss_max = %g\n" % ranges["maxrss_kb"])
         f.write('phase_allocs = "%s"\n' % " ".join(marks))
     gnuplot(ctx, "plot.gnuplot")
+
+
+def log_range(lo, hi):
+    """A log axis just around [lo, hi], so that every bar and whisker shows
+    and none is lost in empty decades."""
+    if not (0 < lo <= hi < float("inf")):
+        return (0.001, 1000)
+    return (lo / 1.5, hi * 1.5)
 
 
 def phase_marks(out, allocs):
@@ -1030,9 +1041,8 @@ def scaling_plot(ctx, rows, selected, threads, names):
     with open(os.path.join(out, "scaling-vars.gp"), "w") as f:
         f.write('workloads = "%s"\nnworkloads = %d\nnallocs = %d\n' % (
             " ".join(w.name for w in selected), len(selected), len(names)))
-        f.write("y_min = %g\ny_max = %g\n" % (
-            10 ** math.floor(math.log10(lo)) if 0 < lo < float("inf") else 0.01,
-            10 ** math.ceil(math.log10(hi)) if hi > 0 else 100))
+        f.write('colors = "%s"\n' % " ".join(COLORS.get(a, "black") for a in names))
+        f.write("y_min = %g\ny_max = %g\n" % log_range(lo, hi))
     gnuplot(ctx, "plot-scaling.gnuplot")
 
 

@@ -5,9 +5,11 @@
 if (!exists("outdir")) outdir = "."
 load outdir."/scaling-vars.gp"
 
-set terminal pngcairo size 700*nworkloads,560 noenhanced font "sans,10"
+cols = nworkloads < 2 ? 1 : 2
+rows = (nworkloads + cols - 1) / cols
+set terminal pngcairo size 750*cols,480*rows noenhanced font "sans,10"
 set output outdir."/scaling.png"
-set multiplot layout 1,nworkloads title "Throughput by thread count (median; higher is better)"
+set multiplot layout rows,cols title "Throughput by thread count (median; higher is better)"
 set logscale x 2
 set logscale y 10
 set format y "%g"
@@ -18,6 +20,6 @@ set ylabel "Mops/s (log scale)"
 set key below
 do for [w=1:nworkloads] {
     set title word(workloads, w)
-    plot for [i=2:nallocs+1] outdir."/scaling.dat" index (w-1) using 1:i with linespoints lw 2 title columnheader(i)
+    plot for [i=2:nallocs+1] outdir."/scaling.dat" index (w-1) using 1:i with linespoints lw 2 lc rgb word(colors, i-1) title columnheader(i)
 }
 unset multiplot

@@ -6,7 +6,7 @@
 #   phases.png  RSS over time of the phases workload (first repetition),
 #               each phase's start marked on every curve
 # Bars are medians, whiskers min-max over the repetitions, on a log axis whose
-# range bench.py sets to whole powers of ten around the data.
+# range bench.py sets just around the data (plot-vars.gp).
 #   gnuplot -e "outdir='DIR'" scripts/plot.gnuplot
 if (!exists("outdir")) outdir = "."
 load outdir."/plot-vars.gp"
@@ -28,14 +28,14 @@ set title "Wall time per workload (median, whiskers min-max; lower is better)"
 set ylabel "seconds (log scale)"
 set yrange [time_min:time_max]
 plot for [i=0:nallocs-1] outdir."/plot-time.dat" \
-     using (column(2+3*i)):(column(3+3*i)):(column(4+3*i)):xtic(1) title word(allocs, i+1)
+     using (column(2+3*i)):(column(3+3*i)):(column(4+3*i)):xtic(1) lc rgb word(colors, i+1) title word(allocs, i+1)
 
 set output outdir."/rss.png"
 set title "Peak RSS per workload (median, whiskers min-max; lower is better)"
 set ylabel "MiB (log scale)"
 set yrange [rss_min:rss_max]
 plot for [i=0:nallocs-1] outdir."/plot-rss.dat" \
-     using (column(2+3*i)):(column(3+3*i)):(column(4+3*i)):xtic(1) title word(allocs, i+1)
+     using (column(2+3*i)):(column(3+3*i)):(column(4+3*i)):xtic(1) lc rgb word(colors, i+1) title word(allocs, i+1)
 
 if (strlen(phase_allocs) > 0) {
     reset
@@ -48,7 +48,7 @@ if (strlen(phase_allocs) > 0) {
     set key top right
     set datafile separator ","
     plot for [i=1:words(phase_allocs)] outdir."/phases/".word(phase_allocs, i)."-rep1.csv" skip 1 \
-         using ($1/1000):($2/1024) with lines lw 2 lc i title word(phase_allocs, i), \
+         using ($1/1000):($2/1024) with lines lw 2 lc rgb word(phase_colors, i) title word(phase_allocs, i), \
          for [i=1:words(phase_allocs)] outdir."/phases/marks.dat" index (i-1) \
-         using 1:2:3 with labels point pt 7 ps 1 lc i offset 0.6,0.6 left notitle
+         using 1:2:3 with labels point pt 7 ps 1 lc rgb word(phase_colors, i) offset 0.6,0.6 left notitle
 }
