@@ -17,7 +17,7 @@ set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 py=$root/scripts/bench.py
-build=$root/build/bench
+build=$root/build/bench   # bench.py's default --build
 
 say() { echo "bench.sh: $*" >&2; }
 die() { say "$*"; exit 1; }
@@ -83,13 +83,14 @@ esac
 
 # ---- build -----------------------------------------------------------------------
 log=$build/build.log
+rel_log=build/bench/build.log
 mkdir -p "$build"
-say "building segshim and the workloads (Release) in ${build#$root/}; log in ${log#$root/}"
+say "building segshim and the workloads (Release) in build/bench; log in $rel_log"
 if ! { cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DSEGSHIM_BUILD_TESTS=ON \
     -DSEGSHIM_BUILD_BENCH=ON && cmake --build "$build" -j"$(nproc)" --target bench_all; } >"$log" 2>&1; then
     tail -n 30 "$log" >&2
-    die "the build failed (see ${log#$root/})"
+    die "the build failed (see $rel_log)"
 fi
 
 export SEGSHIM_BENCH_WRAPPER=scripts/bench.sh
-exec python3 "$py" "$@"  # its --build defaults to build/bench
+exec python3 "$py" "$@"
