@@ -50,7 +50,8 @@ for r in $(seq 1 "$reps"); do
     done
 done
 
-median() { grep -o "$1=[0-9.]*" "$2" | cut -d= -f2 | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+# (bench_runner writes one JSON line a run: "wall_s": 1.23, "maxrss_kb": 4567, ...)
+median() { grep -o "\"$1\": [0-9.]*" "$2" | cut -d' ' -f2 | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 mib() { awk -v k="${1:-0}" 'BEGIN { printf "%.0f", k / 1024 }'; }
 {
     echo "# Slabs: peak RSS and wall time"
@@ -65,7 +66,7 @@ mib() { awk -v k="${1:-0}" 'BEGIN { printf "%.0f", k / 1024 }'; }
         name=${w%%|*}
         printf '| %s |' "$name"
         for v in $variants; do
-            printf ' %s MiB / %s s |' "$(mib "$(median maxrss_kb "$tmp/$name-$v")")" "$(median wall "$tmp/$name-$v")"
+            printf ' %s MiB / %s s |' "$(mib "$(median maxrss_kb "$tmp/$name-$v")")" "$(median wall_s "$tmp/$name-$v")"
         done
         echo
     done

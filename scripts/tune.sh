@@ -46,7 +46,8 @@ run() {
 mib() { awk -v k="${1:-0}" 'BEGIN { printf "%.0f", k / 1024 }'; }
 
 # median FIELD FILE
-median() { grep -o "$1=[0-9.]*" "$2" | cut -d= -f2 | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+# (bench_runner writes one JSON line a run: "wall_s": 1.23, "maxrss_kb": 4567, ...)
+median() { grep -o "\"$1\": [0-9.]*" "$2" | cut -d' ' -f2 | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 tcache_values="0 8 32 64 128"
 workloads=(
@@ -90,7 +91,7 @@ done
         printf '| %s |' "$name"
         for t in $tcache_values; do
             f=$tmp/tc-$name-$t
-            printf ' %s s / %s MiB |' "$(median wall "$f")" "$(mib "$(median maxrss_kb "$f")")"
+            printf ' %s s / %s MiB |' "$(median wall_s "$f")" "$(mib "$(median maxrss_kb "$f")")"
         done
         echo
     done
@@ -102,7 +103,7 @@ done
     for d in $decay_values; do
         f=$tmp/decay-$d
         idle=$(sort -g "$f.idle" | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
-        printf '| %s | %s | %s | %s |\n' "$d" "$(median wall "$f")" "$(mib "$(median maxrss_kb "$f")")" "$(mib "$idle")"
+        printf '| %s | %s | %s | %s |\n' "$d" "$(median wall_s "$f")" "$(mib "$(median maxrss_kb "$f")")" "$(mib "$idle")"
     done
     echo
     echo "## The defaults"
@@ -114,7 +115,7 @@ done
     echo "The instruction counts of"
     echo "\`results/instructions.md\` for 16-32 KiB with 100 blocks live also need it."
     echo
-    echo "SEGSHIM_DECAY_MS=1000: the RSS target of DESIGN section 8 (below 220 MB within the decay plus"
+    echo "SEGSHIM_DECAY_MS=1000: the RSS target of docs/design.md (below 220 MB within the decay plus"
     echo "a second after 90% is freed) is met by every value up to the idle time; a shorter decay"
     echo "gives memory back sooner but makes the regrowth fault in pages again (0 ms is the slowest),"
     echo "a longer one keeps the whole heap through the idle phase."

@@ -9,9 +9,10 @@
  *   -i FILE   the command's standard input
  *   -t SECS   kill the command's process group after SECS seconds
  *
- * The measurement is one line of key=value pairs:
+ * The measurement is one line of JSON, read by scripts/bench.py as data:
  *
- *   wall=1.234567 user=1.100000 sys=0.120000 maxrss_kb=123456 status=0
+ *   {"wall_s": 1.234567, "user_s": 1.100000, "sys_s": 0.120000,
+ *    "maxrss_kb": 123456, "status": 0}
  *
  * wall is measured with CLOCK_MONOTONIC around fork..wait4; user, sys and
  * maxrss come from wait4()'s rusage, which covers the child and every
@@ -127,7 +128,7 @@ int main(int argc, char **argv)
         perror(out);
         f = stderr;
     }
-    fprintf(f, "wall=%.6f user=%.6f sys=%.6f maxrss_kb=%ld status=%d\n", wall,
+    fprintf(f, "{\"wall_s\": %.6f, \"user_s\": %.6f, \"sys_s\": %.6f, \"maxrss_kb\": %ld, \"status\": %d}\n", wall,
             (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6,
             (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6, ru.ru_maxrss, code);
     if (f != stderr)

@@ -115,6 +115,7 @@ int main(int argc, char **argv)
     free(tids);
     free(args);
     free(larson_slots);
+    bench_print_value("ops", frees);
     bench_print_checksum(bench_mix(freed, frees));
     return 0;
 }

@@ -13,7 +13,7 @@
  *
  *   valgrind --tool=callgrind --toggle-collect=pairs_loop_* ./pairs one 64
  *
- * counts only the loop and what it calls.  scripts/bench.sh --instructions
+ * counts only the loop and what it calls.  scripts/bench.py --instructions
  * divides the collected Ir by PAIRS.  A warm-up of 1000 pairs (100 live)
  * runs first outside those functions, so the allocator's initialisation and
  * first-touch slow paths are outside the count, as in a long-running

@@ -14,7 +14,7 @@
  * A sampler thread reads VmRSS from /proc/self/status every 25 ms; the
  * samples (milliseconds, RSS in KiB, phase) go to CSV (default: none) at the
  * end.  The program prints the RSS at the end of the idle phase, the figure
- * DESIGN section 8 sets a target for.  The blocks are chained through
+ * docs/design.md sets a target for.  The blocks are chained through
  * their own first word (no side array, whose size would blur the figures).
  */
 #define _GNU_SOURCE

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# real.sh - the real-program workloads of scripts/bench.sh.
+# real.sh - the real-program workloads of scripts/bench.py.
 #
 #   real.sh sqlite|python|gcc|redis WORKDIR [SCALE]
 #

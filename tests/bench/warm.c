@@ -8,7 +8,7 @@
  * never-used GiB in 2 MiB pages takes about 4 s, and about 0.15 s once the
  * memory has been used before (0.7 s in 4 KiB pages either way).  An
  * allocator that uses huge pages would pay that one-time cost for the whole
- * machine in whichever run came first.  scripts/bench.sh runs this once
+ * machine in whichever run came first.  scripts/bench.py runs this once
  * before measuring (unless --no-warm) so that every allocator finds memory as
  * it is on a machine that has been up for a while.
  */

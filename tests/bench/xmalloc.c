@@ -133,6 +133,7 @@ int main(int argc, char **argv)
         bench_fail("xmalloc: blocks freed differ from blocks allocated");
     free(tids);
     free(cs);
+    bench_print_value("ops", frees);
     bench_print_checksum(bench_mix(tags, frees));
     return 0;
 }
