@@ -37,6 +37,7 @@ static const char *config_tool_kind(config_kind_t kind) {
     case CONFIG_BOOL: return "bool";
     case CONFIG_MODE: return "mode";
     case CONFIG_STATS: return "stats";
+    case CONFIG_SIGNAL: return "signal";
     }
     return "unknown";
 }

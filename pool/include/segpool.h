@@ -197,10 +197,8 @@ SEGPOOL_API int segpool_stats_print(int fd, int json);
 /* Record a request the caller served elsewhere (for the statistics). */
 SEGPOOL_API void segpool_note_fallback(segpool_fallback_t why, size_t size);
 
-/* libsegshim.so only (not in libsegpool): segpool_stats_print for a program
- * run under the shim.  Look it up with dlsym(RTLD_DEFAULT,
- * "segshim_stats_print") so that the program also runs without the shim. */
-int segshim_stats_print(int fd, int json);
+/* segshim_stats_print, exported by libsegshim.so only, is declared in
+ * <segshim.h>. */
 
 #ifdef __cplusplus
 }

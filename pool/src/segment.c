@@ -180,9 +180,9 @@ int segment_pool_init(void) {
  * or not, in the huge-page mode in force. */
 static unsigned segment_kind(int huge) { return pool.huge_kind == 2 ? 1 : pool.huge_kind == 0 ? 0 : huge != 0; }
 
-/* A region with a free run of count segments, taken off its list. */
-static region_t *segment_pick_region_locked(unsigned count, int huge) {
-    unsigned kind = segment_kind(huge);
+/* A partly used region of the kind with a free run of count segments, the
+ * fullest first, taken off its list; NULL if none. */
+static region_t *segment_pick_partial_locked(unsigned count, unsigned kind) {
     if (count == 1) {
         for (size_t w = 0; w < SEGPOOL_MAX_REGION_SEGMENTS / 64; w++) {
             if (pool.bins_nonempty[kind][w]) {
@@ -191,20 +191,30 @@ static region_t *segment_pick_region_locked(unsigned count, int huge) {
                 return r;
             }
         }
-    } else {
-        unsigned looked = 0; /* bounded: past that many, a fresh region is cheaper than the search */
-        for (size_t k = count; k < pool.region_segments && looked < SEGMENT_RUN_SEARCH_MAX; k++) {
-            for (region_t *r = pool.bins[kind][k]; r && looked < SEGMENT_RUN_SEARCH_MAX; r = r->next, looked++) {
-                if (segment_find_run(r, count) >= 0) {
-                    segment_region_remove_locked(r);
-                    return r;
-                }
+        return NULL;
+    }
+    unsigned looked = 0; /* bounded: past that many, a fresh region is cheaper than the search */
+    for (size_t k = count; k < pool.region_segments && looked < SEGMENT_RUN_SEARCH_MAX; k++) {
+        for (region_t *r = pool.bins[kind][k]; r && looked < SEGMENT_RUN_SEARCH_MAX; r = r->next, looked++) {
+            if (segment_find_run(r, count) >= 0) {
+                segment_region_remove_locked(r);
+                return r;
             }
         }
     }
+    return NULL;
+}
+
+/* A region with a free run of count segments, taken off its list.  The
+ * other kind's partly used regions come last: the kinds are a preference, and
+ * the pool is exhausted only when its capacity is. */
+static region_t *segment_pick_region_locked(unsigned count, int huge) {
+    unsigned kind = segment_kind(huge);
+    region_t *r = segment_pick_partial_locked(count, kind);
+    if (r) return r;
     /* A wholly free region, of the kind if one is (the list is short: at most
      * SEGSHIM_RETAIN's worth), else any. */
-    region_t *r = pool.empty_head;
+    r = pool.empty_head;
     for (region_t *e = r; e; e = e->next)
         if ((e->huge != 0) == kind) {
             r = e;
@@ -223,15 +233,16 @@ static region_t *segment_pick_region_locked(unsigned count, int huge) {
             segment_mark(r, 0, (unsigned)pool.region_segments, 1);
         }
         r->huge_wanted = (uint8_t)kind;
-        if (arena_commit_region(r) != 0) return NULL; /* counted as exhaustion */
-        if (fresh) pool.regions_fresh++;
-        else segment_list_remove(&pool.purged, r);
-        if (r->state != REGION_COMMITTED) pool.regions_committed++;
-        r->state = REGION_COMMITTED;
-        if (pool.regions_committed > pool.regions_peak) pool.regions_peak = pool.regions_committed;
-        return r;
+        if (arena_commit_region(r) == 0) {
+            if (fresh) pool.regions_fresh++;
+            else segment_list_remove(&pool.purged, r);
+            if (r->state != REGION_COMMITTED) pool.regions_committed++;
+            r->state = REGION_COMMITTED;
+            if (pool.regions_committed > pool.regions_peak) pool.regions_peak = pool.regions_committed;
+            return r;
+        }
     }
-    return NULL;
+    return segment_pick_partial_locked(count, !kind);
 }
 
 segment_t *segment_request(unsigned count, int huge) {

@@ -41,7 +41,7 @@ grep -q -- '--version' <<<"$out" || bad "--help does not mention --version"
 # SEGPOOL_OPTIONS) has a wrapper option, documented in --help and accepted
 # with a value of its kind, that sets the variable.
 sample_value() { # kind
-    case $1 in pow2) echo 64K ;; size) echo 4M ;; int) echo 0 ;; mode) echo off ;; *) echo "" ;; esac
+    case $1 in pow2) echo 64K ;; size) echo 4M ;; int) echo 0 ;; mode) echo off ;; signal) echo USR2 ;; *) echo "" ;; esac
 }
 n_opts=0
 while IFS=$'\t' read -r name kind _help; do
