@@ -3,7 +3,7 @@
  * was never handed out, must abort with
  * "segshim: free(): double free detected at 0x" whoever frees it:
  *   a         free(p) twice on one thread (also with another free between);
- *   b         free of the block after a freshly allocated one (never handed out);
+ *   b         free of the block next to freshly allocated ones (never handed out);
  *   c-alive   the second free comes from another thread, owner alive;
  *   c-exited  the same after the owner exited.
  * A free from another thread may be checked late, at the owner's next slow
@@ -62,10 +62,13 @@ static int df_same_thread(void *arg) {
     return df_handed_twice(c->size);
 }
 
+/* Two blocks from a fresh segment show the direction malloc walks it; the
+ * block after them in that direction was never handed out. */
 static int df_never_handed_out(void *arg) {
     const df_case_t *c = arg;
-    char *p = malloc(c->size);
-    char *next = p + malloc_usable_size(p);
+    char *a = malloc(c->size), *b = malloc(c->size);
+    size_t u = malloc_usable_size(a);
+    char *next = b == a - u ? b - u : (a < b ? b : a) + u;
     free(hardening_launder(next));
     return df_handed_twice(c->size);
 }

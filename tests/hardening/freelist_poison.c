@@ -24,7 +24,7 @@
 
 #define POISON_MSG "segshim: malloc(): corrupted free list at 0x"
 
-enum { NEIGHBOURS = 64, TRIES = 3, TIMEOUT_S = 20 };
+enum { NEIGHBOURS = 64, TRIES = 64, TIMEOUT_S = 20 };
 
 static _Alignas(4096) unsigned char poison_target[1 << 16];
 
@@ -34,7 +34,7 @@ typedef struct poison_case_s {
     int stack;    /* aim at a stack buffer instead of the global */
 } poison_case_t;
 
-/* malloc the size a few times; 1 if one of them is inside [lo, lo + len). */
+/* malloc the size TRIES times; 1 if one of them is inside [lo, lo + len). */
 static int poison_returns_target(size_t size, uintptr_t lo, size_t len) {
     for (int i = 0; i < TRIES; i++) {
         uintptr_t p = (uintptr_t)malloc(size);
@@ -65,7 +65,9 @@ static int poison_after_free(size_t size, uintptr_t target) {
 static int poison_overflow(size_t size, uintptr_t target) {
     char *blk[NEIGHBOURS];
     for (int i = 0; i < NEIGHBOURS; i++) blk[i] = malloc(size);
-    for (int i = 0; i < NEIGHBOURS; i++) {
+    /* The last blocks allocated first: they share the segment malloc takes
+     * its next blocks from. */
+    for (int i = NEIGHBOURS - 1; i >= 0; i--) {
         char *x = blk[i], *y = NULL;
         for (int j = 0; j < NEIGHBOURS; j++)
             if (blk[j] > x && (!y || blk[j] < y)) y = blk[j];
