@@ -284,7 +284,7 @@ static void heap_drain_remote(heap_t *h) {
 static void heap_check_block(const segment_t *s, const block_t *b) {
     if (alloc_is_block_of(s, b)) return;
     if ((uintptr_t)b - s->block_start >= s->span && ((uintptr_t)b - s->block_start) % s->block_size == 0)
-        alloc_report("free(): double free detected (a block never handed out)", b);
+        alloc_report("free(): double free detected", b);
     alloc_report("free(): invalid pointer (inside a block)", b);
 }
 
@@ -358,7 +358,12 @@ static SEGPOOL_NOINLINE void heap_check_suspects(heap_t *h) {
         heap_suspect_t *next = n->next;
         block_t *b = n->block;
         heap_note_release(n);
-        heap_free_exact(h, segment_of(b), b);
+        segment_t *s = segment_of(b);
+        /* It looked free when the other thread freed it.  If it no longer
+         * does, h handed it out again since: that free was a second one, and
+         * freeing the block now would hand it out twice. */
+        if (!heap_block_seems_free(s, b)) alloc_report("free(): double free detected", b);
+        heap_free_exact(h, s, b);
         n = next;
     }
 }
@@ -377,6 +382,8 @@ static void heap_free_dead(heap_t *owner, segment_t *s, block_t *b);
  * segment at all. */
 void heap_free_remote(block_t *b, segment_t *s) {
     if (s->kind == SEGMENT_SLAB_TAIL) s -= s->slab_offset;
+    if (s->kind == SEGMENT_FREE) /* its segment went back to the pool: freed already, or never a block */
+        alloc_report("free(): double free detected", b);
     if (s->kind != SEGMENT_BLOCKS) alloc_report("free(): invalid pointer (not an allocated block)", b);
     heap_check_block(s, b);
     heap_t *owner = s->heap;
