@@ -34,6 +34,11 @@ typedef struct pool_s {
     size_t capacity;          /* segments */
     size_t region_segments;   /* segments per region */
     size_t region_count;
+    /* Under a finite RLIMIT_AS the arena grows (arena.c): region_count
+     * regions are mapped and usable now; growth stops at region_limit; the
+     * side tables hold region_max.  Otherwise all three are equal. */
+    size_t region_max;
+    size_t region_limit;
 
     _Atomic int state;        /* pool_state_t */
     config_t config;
@@ -89,6 +94,13 @@ int arena_commit_region(region_t *r);
 int arena_purge_region(region_t *r);      /* 0, or -1: still resident */
 uint8_t *arena_region_start(const region_t *r);
 void arena_prefault(size_t bytes);
+/* Map the next piece of the arena after region_count (pool.lock held, or
+ * during start-up); 0 when region_count grew. */
+int arena_grow_locked(void);
+/* A glibc allocation of want bytes failed: under a finite RLIMIT_AS, unmap the
+ * arena's never-used tail if that leaves room for it; 0 when something was
+ * given back (worth a retry).  Takes pool.lock. */
+int arena_give_back(size_t want);
 
 /* segment.c: the global segment pool.  Segments of a run are contiguous and
  * within one region; count is 1 except for slabs. */

@@ -240,7 +240,7 @@ static region_t *segment_pick_region_locked(unsigned count) {
         segment_region_remove_locked(r);
         return r;
     }
-    if ((r = pool.purged) != NULL || pool.regions_fresh < pool.region_count) {
+    if ((r = pool.purged) != NULL || pool.regions_fresh < pool.region_count || arena_grow_locked() == 0) {
         int fresh = r == NULL;
         if (fresh) {
             r = &pool.regions[pool.regions_fresh];
