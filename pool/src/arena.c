@@ -19,8 +19,10 @@
  * that fails for lack of address space makes it give its never-used tail
  * back (arena_give_back); and every commit checks the limit as it is now, so
  * one lowered after start-up holds.
- * Callers hold pool.lock for arena_commit_region; arena_purge_region is called
- * without it, on a region that is on no list (REGION_PURGING).
+ *
+ * Callers hold pool.lock for arena_commit_region and arena_grow_locked
+ * (arena_give_back takes it); arena_purge_region is called without it, on a
+ * region that is on no list (REGION_PURGING).
  */
 #include <string.h>
 
@@ -42,12 +44,12 @@ static void arena_degrade(int kind, const char *mode, const char *why) {
 }
 
 /* Under a finite RLIMIT_AS the arena starts small and grows in pieces, placed
- * where the kernel's top-down mmap area will not reach (user space is 128 TiB
- * on x86-64 and arm64 with 48-bit addresses; programs map near the top and
- * near their executable), at a random GiB in [16, 32) TiB so that its address
- * is not fixed.  A machine with a smaller address space takes the fallback:
- * wherever the kernel puts it. */
-#define ARENA_HINT_BASE ((uintptr_t)1 << 44)
+ * where nothing else maps, so that the space above it stays free: at a random
+ * GiB in [64, 80) TiB.  Programs map near the top of the 128 TiB user space
+ * (top-down mmap) and near their executable (0x55... for PIE, low for
+ * non-PIE); the sanitizers' shadow areas lie below 48 TiB.  A machine with a
+ * smaller address space takes the fallback: wherever the kernel puts it. */
+#define ARENA_HINT_BASE ((uintptr_t)64 << 40)
 #define ARENA_HINT_SLOTS 16384u /* GiB steps */
 #define ARENA_HINT_TRIES 4
 
@@ -59,7 +61,7 @@ static int arena_refused;
  * anywhere.  NULL when not even that works. */
 static void *arena_place(size_t size) {
     for (int i = 0; i < ARENA_HINT_TRIES; i++) {
-        uintptr_t hint = ARENA_HINT_BASE + (uintptr_t)(os_random() % ARENA_HINT_SLOTS) * ((uintptr_t)1 << 30);
+        uintptr_t hint = ARENA_HINT_BASE + (uintptr_t)((os_random() >> 1) % ARENA_HINT_SLOTS) * ((uintptr_t)1 << 30);
         if (os_reserve_at((void *)hint, size) == 0) return (void *)hint;
     }
     return os_reserve(size, SEGPOOL_REGION_SIZE);
@@ -156,8 +158,9 @@ int arena_give_back(size_t want) {
         uint64_t vm = os_vm_size();
         uint64_t rest = vm - (vm < tail ? vm : tail); /* in use once the tail is gone */
         /* Only when the limit is what stopped glibc, and the tail is what it
-         * lacks: otherwise the pool would lose its room for nothing. */
-        if (vm > limit - want && rest <= limit - want) {
+         * lacks: otherwise the pool would lose its room for nothing.  Without
+         * /proc (vm 0) that cannot be told: give it back. */
+        if (vm == 0 || (vm > limit - want && rest <= limit - want)) {
             arena_release_tail_locked(keep, (size_t)((limit - want - rest) >> SEGPOOL_REGION_SHIFT));
             rc = 0;
         }
