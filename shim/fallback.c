@@ -26,6 +26,17 @@ static segpool_fallback_t fallback_reason(size_t size) {
     return SEGPOOL_FALLBACK_EXHAUSTED;
 }
 
+/* glibc failed to serve want bytes.  Under RLIMIT_AS the arena's never-used
+ * reserve may be what is in the way: when it was given back, a retry is
+ * worth it (nonzero).  errno stays glibc's ENOMEM. */
+static int fallback_make_room(size_t want) { return arena_give_back(want) == 0; }
+
+static void *fallback_libc_malloc(size_t size) {
+    void *p = __libc_malloc(size);
+    if (unlikely(!p) && fallback_make_room(size)) p = __libc_malloc(size);
+    return p;
+}
+
 /* malloc when the fast path could not: the first call, or the pool could
  * not serve (too large, exhausted, after thread exit). */
 void *fallback_malloc(size_t size) {
@@ -38,7 +49,8 @@ void *fallback_malloc(size_t size) {
         if (p) return p;
     }
     heap_note_fallback(fallback_reason(size), size);
-    return __libc_malloc(size);
+    if (pool_ready()) segment_retain_poll(); /* memory the pool freed may be needed for this */
+    return fallback_libc_malloc(size);
 }
 
 void *fallback_calloc(size_t count, size_t size) {
@@ -53,19 +65,25 @@ void *fallback_calloc(size_t count, size_t size) {
         if (p) return memset(p, 0, bytes);
     }
     heap_note_fallback(fallback_reason(bytes), bytes);
-    return __libc_calloc(count, size);
+    void *p = __libc_calloc(count, size);
+    if (unlikely(!p) && fallback_make_room(bytes)) p = __libc_calloc(count, size);
+    return p;
 }
 
 /* realloc of a non-NULL pointer to a nonzero size. */
 void *fallback_realloc(void *ptr, size_t size) {
-    if (!alloc_owns(ptr)) return __libc_realloc(ptr, size); /* a glibc block stays in glibc */
+    if (!alloc_owns(ptr)) { /* a glibc block stays in glibc */
+        void *q = __libc_realloc(ptr, size);
+        if (unlikely(!q) && fallback_make_room(size)) q = __libc_realloc(ptr, size);
+        return q;
+    }
     if (size <= pool_small_max()) {
         void *q = segpool_realloc(ptr, size);
         if (q) return q;
     }
     /* Grown past one segment, or the pool is exhausted: move to glibc. */
     heap_note_fallback(fallback_reason(size), size);
-    void *q = __libc_malloc(size);
+    void *q = fallback_libc_malloc(size);
     if (!q) return NULL; /* errno is ENOMEM; ptr is untouched */
     size_t have = segpool_usable_size(ptr);
     memcpy(q, ptr, have < size ? have : size);
@@ -85,7 +103,10 @@ void *fallback_memalign(size_t alignment, size_t size) {
     } else {
         heap_note_fallback(fallback_reason(size), size);
     }
-    return __libc_memalign(alignment, size);
+    void *p = __libc_memalign(alignment, size);
+    if (unlikely(!p) && size <= SIZE_MAX - alignment && fallback_make_room(size + alignment))
+        p = __libc_memalign(alignment, size);
+    return p;
 }
 
 void fallback_free(void *ptr) {

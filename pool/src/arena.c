@@ -13,8 +13,17 @@
  *
  * A region is purged whole (decommitted: mapped PROT_NONE again), so a huge
  * page is never split, and a purged region is committed again before reuse.
- * Callers hold pool.lock for arena_commit_region; arena_purge_region is called
- * without it, on a region that is on no list (REGION_PURGING).
+ *
+ * Limits.  With RLIMIT_AS infinite the arena is one reservation (the pool
+ * size) that never changes.  With a finite limit it starts small and grows in
+ * pieces (arena_grow_locked) up to min(pool size, limit); a glibc allocation
+ * that fails for lack of address space makes it give its never-used tail
+ * back (arena_give_back); and every commit checks the limit as it is now, so
+ * one lowered after start-up holds.
+ *
+ * Callers hold pool.lock for arena_commit_region and arena_grow_locked
+ * (arena_give_back takes it); arena_purge_region is called without it, on a
+ * region that is on no list (REGION_PURGING).
  */
 #include <string.h>
 
@@ -35,23 +44,158 @@ static void arena_degrade(int kind, const char *mode, const char *why) {
     pool.hugepage_note[n] = '\0';
 }
 
-int arena_init(size_t size) {
-    /* Halve the request until the address space can be had (RLIMIT_AS, a
-     * small vm.max_map_count...); below one region the pool is unusable. */
-    for (; size >= SEGPOOL_REGION_SIZE; size = (size / 2) & ~(SEGPOOL_REGION_SIZE - 1)) {
-        void *p = os_reserve(size, SEGPOOL_REGION_SIZE);
+/* Under a finite RLIMIT_AS the arena starts small and grows in pieces, placed
+ * where nothing else maps, so that the space above it stays free: at a random
+ * GiB in [64, 80) TiB.  Programs map near the top of the 128 TiB user space
+ * (top-down mmap) and near their executable (0x55... for PIE, low for
+ * non-PIE); the sanitizers' shadow areas lie below 48 TiB.  A machine with a
+ * smaller address space takes the fallback: wherever the kernel puts it. */
+#define ARENA_HINT_BASE ((uintptr_t)64 << 40)
+#define ARENA_HINT_SLOTS 16384u /* GiB steps */
+#define ARENA_HINT_TRIES 4
+
+static size_t arena_piece_max;  /* regions added at most per growth */
+static uint64_t arena_refused_ms; /* when a commit was last refused for RLIMIT_AS */
+static int arena_refused;
+
+/* Reserve size bytes for a growable arena: at a hint with room above it, or
+ * anywhere.  NULL when not even that works. */
+static void *arena_place(size_t size) {
+    for (int i = 0; i < ARENA_HINT_TRIES; i++) {
+        uintptr_t hint = ARENA_HINT_BASE + (uintptr_t)((os_random() >> 1) % ARENA_HINT_SLOTS) * ((uintptr_t)1 << 30);
+        if (os_reserve_at((void *)hint, size) == 0) return (void *)hint;
+    }
+    return os_reserve(size, SEGPOOL_REGION_SIZE);
+}
+
+/* The arena under RLIMIT_AS: never more than the limit, and only a small part
+ * reserved at first (limit / 64, at least two regions), so that address space
+ * stays for what the program maps itself: thread stacks, large blocks. */
+static int arena_init_limited(size_t size, uint64_t limit) {
+    size_t max = (size_t)(size < limit ? size : limit) & ~(SEGPOOL_REGION_SIZE - 1);
+    size_t first = (size_t)(limit / 64) & ~(SEGPOOL_REGION_SIZE - 1);
+    if (first < 2 * SEGPOOL_REGION_SIZE) first = 2 * SEGPOOL_REGION_SIZE;
+    if (first > max) first = max;
+    arena_piece_max = (size_t)(limit / 16) >> SEGPOOL_REGION_SHIFT;
+    if (arena_piece_max < 2) arena_piece_max = 2;
+    for (; first >= SEGPOOL_REGION_SIZE; first = (first / 2) & ~(SEGPOOL_REGION_SIZE - 1)) {
+        void *p = arena_place(first);
         if (p) {
             pool.base = (uintptr_t)p;
-            pool.region_count = size >> SEGPOOL_REGION_SHIFT;
+            pool.region_count = first >> SEGPOOL_REGION_SHIFT;
+            pool.region_max = pool.region_limit = max >> SEGPOOL_REGION_SHIFT;
             return 0;
         }
     }
     return -1;
 }
 
+int arena_init(size_t size) {
+    uint64_t limit = os_as_limit();
+    if (limit != UINT64_MAX) return arena_init_limited(size, limit);
+    /* No limit: one reservation, which never grows.  Halve the request until
+     * the address space can be had (a small vm.max_map_count...); below one
+     * region the pool is unusable. */
+    for (; size >= SEGPOOL_REGION_SIZE; size = (size / 2) & ~(SEGPOOL_REGION_SIZE - 1)) {
+        void *p = os_reserve(size, SEGPOOL_REGION_SIZE);
+        if (p) {
+            pool.base = (uintptr_t)p;
+            pool.region_count = pool.region_max = pool.region_limit = size >> SEGPOOL_REGION_SHIFT;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+int arena_grow_locked(void) {
+    size_t have = pool.region_count;
+    if (have >= pool.region_limit) return -1;
+    /* Double, in pieces of at most limit / 16; near the limit, less. */
+    size_t piece = have < arena_piece_max ? have : arena_piece_max;
+    if (piece < 2) piece = 2;
+    if (piece > pool.region_limit - have) piece = pool.region_limit - have;
+    for (; piece >= 1; piece /= 2) {
+        int rc = os_reserve_at((void *)(pool.base + (have << SEGPOOL_REGION_SHIFT)), piece << SEGPOOL_REGION_SHIFT);
+        if (rc == 0) {
+            pool.region_count = have + piece;
+            /* Published only now that the range is mapped: a pointer is the
+             * pool's once it is below pool.size. */
+            __atomic_store_n(&pool.size, pool.region_count << SEGPOOL_REGION_SHIFT, __ATOMIC_RELEASE);
+            return 0;
+        }
+        if (rc == -2 && piece == 1) pool.region_limit = have; /* someone else maps there now: stop for good */
+    }
+    return -1;
+}
+
+/* Unmap regions [keep, region_count): none was ever handed out (keep is at
+ * least regions_fresh), so no pointer the pool gave lies there.  The arena may
+ * then grow again by spare regions only: the rest of the room is glibc's.
+ * pool.size shrinks before the unmap: a thread that reads the old value can
+ * only misjudge an address it cannot have been given yet. */
+static void arena_release_tail_locked(size_t keep, size_t spare) {
+    size_t old = pool.region_count;
+    for (size_t i = keep; i < old; i++) {
+        region_t *r = &pool.regions[i];
+        if (r->state == REGION_COMMITTED) pool.regions_committed--; /* prefaulted, never used */
+        r->state = REGION_RESERVED;
+        r->huge = 0;
+    }
+    pool.region_count = keep;
+    if (pool.region_limit > keep + spare) pool.region_limit = keep + spare;
+    __atomic_store_n(&pool.size, keep << SEGPOOL_REGION_SHIFT, __ATOMIC_RELEASE);
+    os_release((void *)(pool.base + (keep << SEGPOOL_REGION_SHIFT)), (old - keep) << SEGPOOL_REGION_SHIFT);
+}
+
+int arena_give_back(size_t want) {
+    if (!pool_ready()) return -1;
+    uint64_t limit = os_as_limit();
+    if (limit == UINT64_MAX || want > limit) return -1;
+    int rc = -1;
+    pthread_mutex_lock(&pool.lock);
+    size_t keep = pool.regions_fresh;
+    if (keep < pool.region_count) {
+        uint64_t tail = (uint64_t)(pool.region_count - keep) << SEGPOOL_REGION_SHIFT;
+        uint64_t vm = os_vm_size();
+        uint64_t rest = vm - (vm < tail ? vm : tail); /* in use once the tail is gone */
+        /* Only when the limit is what stopped glibc, and the tail is what it
+         * lacks: otherwise the pool would lose its room for nothing.  Without
+         * /proc (vm 0) that cannot be told: give it back. */
+        if (vm == 0 || (vm > limit - want && rest <= limit - want)) {
+            arena_release_tail_locked(keep, (size_t)((limit - want - rest) >> SEGPOOL_REGION_SHIFT));
+            rc = 0;
+        }
+    }
+    pthread_mutex_unlock(&pool.lock);
+    return rc;
+}
+
+/* RLIMIT_AS, read at each commit, so that a limit lowered after start-up
+ * holds as it would for glibc: the process's address space, counting the
+ * arena's regions as glibc would count its memory (committed ones only: the
+ * reserved rest and purged regions are not in use), plus this region, must
+ * fit.  A refusal is remembered for a few ms, so that a program at its limit
+ * does not read /proc on every request that falls back. */
+static int arena_within_limit(void) {
+    uint64_t limit = os_as_limit();
+    if (limit == UINT64_MAX) return 1;
+    uint64_t now = os_now_ms();
+    if (arena_refused && now - arena_refused_ms < 10) return 0;
+    uint64_t vm = os_vm_size();
+    if (vm == 0) return 1;
+    uint64_t mapped = (uint64_t)pool.region_count << SEGPOOL_REGION_SHIFT;
+    uint64_t committed = (uint64_t)pool.regions_committed << SEGPOOL_REGION_SHIFT;
+    uint64_t idle = mapped > committed ? mapped - committed : 0;
+    uint64_t used = vm > idle ? vm - idle : 0;
+    arena_refused = used + SEGPOOL_REGION_SIZE > limit;
+    if (arena_refused) arena_refused_ms = now;
+    return !arena_refused;
+}
+
 int arena_commit_region(region_t *r) {
     uint8_t *start = arena_region_start(r);
     if (r->state == REGION_COMMITTED) return 0; /* writable already */
+    if (!arena_within_limit()) return -1;
     int kind = pool.huge_kind == 2 ? 2 : r->huge_wanted ? pool.huge_kind : 0; /* see segment.c: two kinds */
     if (kind == 2) {
         if (os_commit_hugetlb(start, SEGPOOL_REGION_SIZE) == 0) {
@@ -82,6 +226,13 @@ void arena_prefault(size_t bytes) {
      * of the never-used ones, so the segment pool takes them first; they are
      * subject to the decay only once they have been used and freed. */
     size_t want = (bytes + SEGPOOL_REGION_SIZE - 1) >> SEGPOOL_REGION_SHIFT;
+    /* Under RLIMIT_AS, at most half the address space left: thread stacks
+     * and the program's own mappings cannot take it back from the pool. */
+    uint64_t limit = os_as_limit(), vm = os_vm_size();
+    if (limit != UINT64_MAX && vm < limit && want > ((limit - vm) / 2) >> SEGPOOL_REGION_SHIFT)
+        want = (size_t)(((limit - vm) / 2) >> SEGPOOL_REGION_SHIFT);
+    while (want > pool.region_count && arena_grow_locked() == 0) {
+    }
     if (want > pool.region_count) want = pool.region_count;
     for (size_t i = 0; i < want; i++) {
         region_t *r = &pool.regions[i];

@@ -297,8 +297,14 @@ static int heap_block_seems_free(const segment_t *s, const block_t *b) {
     return next == NULL || alloc_in_slab(s, next);
 }
 
-/* Is b on s's free list?  A walk of at most the slab's capacity. */
+/* Is b on s's free list?  Two O(1) answers first, for a copy of a freed
+ * block's words put back into a live one (a program that reads freed memory):
+ * if b were on the list, the block its link names would be free too, and
+ * would not be the head (nothing links to the head).  Otherwise a walk of at
+ * most the slab's capacity. */
 static int heap_list_holds(const segment_t *s, const block_t *b) {
+    block_t *next = alloc_link_decode(b->next);
+    if (next && (next == s->free || !alloc_looks_free(next))) return 0;
     uint32_t limit = sizeclass_table[s->class_index].capacity;
     for (block_t *f = heap_free_head(s); f; f = heap_free_next(s, f)) {
         if (f == b) return 1;

@@ -92,6 +92,51 @@ static void pool_choose_link_encoding(void) {
     pool.link_mul_inverse = (uintptr_t)inverse;
 }
 
+/* v as "<n>G", "<n>M", "<n>K" or bytes, the largest unit that divides it. */
+static size_t pool_format_size(char *out, uint64_t v) {
+    static const char units[] = "GMK";
+    char suffix = 0;
+    for (int i = 0; i < 3 && v; i++) {
+        uint64_t unit = (uint64_t)1 << (30 - 10 * i);
+        if (v % unit == 0) {
+            v /= unit;
+            suffix = units[i];
+            break;
+        }
+    }
+    char tmp[24];
+    size_t n = 0;
+    do tmp[n++] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    for (size_t i = 0; i < n; i++) out[i] = tmp[n - 1 - i];
+    if (suffix) out[n++] = suffix;
+    return n;
+}
+
+/* SEGSHIM_PREFAULT, capped to three quarters of the memory that can be had
+ * (MemAvailable, a memory cgroup's room): touching more gets the process
+ * OOM-killed, at once or at its next allocation, and a child that inherits
+ * the variable would do the same. */
+static size_t pool_prefault_bytes(void) {
+    uint64_t want = (uint64_t)pool.config.prefault;
+    uint64_t avail = os_available_memory();
+    uint64_t cap = (avail - avail / 4) & ~(uint64_t)(SEGPOOL_REGION_SIZE - 1);
+    if (avail == 0 || want <= cap) return (size_t)want;
+    char line[160];
+    size_t n = 0;
+    static const char a[] = "segshim: SEGSHIM_PREFAULT=", b[] = " exceeds available memory; using ";
+    memcpy(line, a, sizeof a - 1);
+    n += sizeof a - 1;
+    n += pool_format_size(line + n, want);
+    memcpy(line + n, b, sizeof b - 1);
+    n += sizeof b - 1;
+    n += pool_format_size(line + n, cap);
+    line[n++] = '\n';
+    ssize_t rc = write(2, line, n);
+    (void)rc;
+    return (size_t)cap;
+}
+
 static int pool_setup(void) {
     config_defaults(&pool.config);
     config_load(&pool.config, environ, os_is_secure(), 2);
@@ -106,15 +151,19 @@ static int pool_setup(void) {
     if (want < SEGPOOL_REGION_SIZE) want = SEGPOOL_REGION_SIZE;
     want &= ~(uint64_t)(SEGPOOL_REGION_SIZE - 1);
     if (arena_init((size_t)want) != 0) return -1;
+    /* The side tables are sized from region_count: for the most the arena
+     * may grow to, while only what is mapped now is usable. */
+    size_t usable = pool.region_count;
+    pool.region_count = pool.region_max;
     if (segment_pool_init() != 0) return -1;
+    pool.region_count = usable;
     unsigned max_slab = pool.region_segments < SEGPOOL_MAX_SLAB ? (unsigned)pool.region_segments : SEGPOOL_MAX_SLAB;
     sizeclass_init(pool.segment_size, max_slab);
     pool_choose_hugepages();
-    pool.retain_regions = (size_t)pool.config.retain >> SEGPOOL_REGION_SHIFT;
-    if (pool.config.decay_ms == 0) pool.retain_regions = 0;
+    segment_retain_update();
     if (heap_init_once() != 0) return -1;
     pthread_atfork(heap_fork_prepare, heap_fork_parent, heap_fork_child);
-    if (pool.config.prefault) arena_prefault((size_t)pool.config.prefault);
+    if (pool.config.prefault) arena_prefault(pool_prefault_bytes());
     /* Publish: from here on pointers in the arena are ours. */
     pool.size = pool.region_count << SEGPOOL_REGION_SHIFT;
     __atomic_store_n(&pool.small_max, pool.segment_size, __ATOMIC_RELEASE);

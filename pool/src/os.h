@@ -68,4 +68,15 @@ int os_smaps_range(const void *addr, size_t size, size_t *rss, size_t *huge);
 void os_inject_failure(os_op_t op, int skip, int count);
 void os_inject_reset(void);
 
+/* Limits (RLIMIT_AS, cgroups).  Map [addr, addr+size) inaccessible and
+ * uncharged at exactly addr, never over an existing mapping: 0, -1 when the
+ * address space or a limit has no room, -2 when the range is taken (or the
+ * kernel cannot place a mapping exactly without replacing). */
+int os_reserve_at(void *addr, size_t size);
+uint64_t os_as_limit(void);              /* RLIMIT_AS soft limit in bytes, UINT64_MAX if none */
+uint64_t os_vm_size(void);               /* address space mapped now (VmSize) in bytes, 0 unknown */
+/* Memory that can be had without pressure: MemAvailable, lowered to the room
+ * (limit - usage) of a limited memory cgroup; 0 unknown. */
+uint64_t os_available_memory(void);
+
 #endif /* SEGPOOL_OS_H */

@@ -15,6 +15,7 @@
 #include <sys/auxv.h>
 #include <sys/mman.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/sysinfo.h>
 #include <time.h>
 #include <unistd.h>
@@ -317,4 +318,133 @@ size_t os_peak_rss(void) {
     if (os_read_small("/proc/self/status", buf, sizeof buf) > 0) kb = os_field_kb(buf, "VmHWM:");
     errno = saved;
     return kb > 0 ? (size_t)kb << 10 : 0;
+}
+
+/* ---- Limits: RLIMIT_AS, address space in use, memory available --------------- */
+
+#ifndef MAP_FIXED_NOREPLACE
+#define MAP_FIXED_NOREPLACE 0x100000
+#endif
+
+int os_reserve_at(void *addr, size_t size) {
+    int saved = errno, rc = -1;
+    if (!os_injected(OS_RESERVE)) {
+        void *p = mmap(addr, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+        if (p == addr) {
+            rc = 0;
+        } else if (p != MAP_FAILED) {
+            munmap(p, size); /* a kernel before 4.17 took the address as a hint */
+            rc = -2;
+        } else {
+            rc = errno == EEXIST ? -2 : -1;
+        }
+    }
+    errno = saved;
+    return rc;
+}
+
+uint64_t os_as_limit(void) {
+    int saved = errno;
+    struct rlimit rl;
+    uint64_t limit = UINT64_MAX;
+    if (getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) limit = (uint64_t)rl.rlim_cur;
+    errno = saved;
+    return limit;
+}
+
+/* First decimal number of a text, or 0. */
+static uint64_t os_first_number(const char *p) {
+    while (*p && (*p < '0' || *p > '9')) p++;
+    uint64_t v = 0;
+    while (*p >= '0' && *p <= '9') v = v * 10 + (uint64_t)(*p++ - '0');
+    return v;
+}
+
+uint64_t os_vm_size(void) {
+    int saved = errno;
+    char buf[128];
+    uint64_t bytes = 0;
+    if (os_read_small("/proc/self/statm", buf, sizeof buf) > 0) bytes = os_first_number(buf) * os_page_size();
+    errno = saved;
+    return bytes;
+}
+
+/* Room left in one memory cgroup directory: limit - usage, or UINT64_MAX when
+ * it sets no limit (v2 "max", v1's huge sentinel) or cannot be read. */
+static uint64_t os_cgroup_room_at(const char *dir, const char *limit_name, const char *usage_name) {
+    char path[512], buf[64];
+    size_t n = strlen(dir);
+    if (n + 32 > sizeof path) return UINT64_MAX;
+    memcpy(path, dir, n);
+    strcpy(path + n, limit_name);
+    if (os_read_small(path, buf, sizeof buf) <= 0 || buf[0] < '0' || buf[0] > '9') return UINT64_MAX;
+    uint64_t limit = os_first_number(buf);
+    if (limit >= ((uint64_t)1 << 62)) return UINT64_MAX; /* v1: no limit */
+    strcpy(path + n, usage_name);
+    uint64_t usage = os_read_small(path, buf, sizeof buf) > 0 ? os_first_number(buf) : 0;
+    return usage < limit ? limit - usage : 0;
+}
+
+/* The tightest room of a cgroup directory and its ancestors up to root
+ * (dir starts with root; it is cut in place). */
+static uint64_t os_cgroup_room_up(char *dir, size_t root_len, int v2) {
+    uint64_t room = UINT64_MAX;
+    for (;;) {
+        size_t n = strlen(dir);
+        while (n > root_len && dir[n - 1] == '/') dir[--n] = '\0';
+        uint64_t r = v2 ? os_cgroup_room_at(dir, "/memory.max", "/memory.current")
+                        : os_cgroup_room_at(dir, "/memory.limit_in_bytes", "/memory.usage_in_bytes");
+        if (r < room) room = r;
+        char *slash = strrchr(dir + root_len, '/');
+        if (!slash) return room;
+        *slash = '\0';
+    }
+}
+
+/* The least room in the memory cgroup of this process and its ancestors:
+ * v2 (the "0::" line of /proc/self/cgroup) and v1 (the line whose
+ * controllers include "memory"), at the usual mount points. */
+static uint64_t os_cgroup_room(void) {
+    static const struct {
+        const char *root;
+        int v2;
+    } mounts[] = {{"/sys/fs/cgroup", 1}, {"/sys/fs/cgroup/unified", 1}, {"/sys/fs/cgroup/memory", 0}};
+    char text[2048];
+    if (os_read_small("/proc/self/cgroup", text, sizeof text) <= 0) return UINT64_MAX;
+    uint64_t room = UINT64_MAX;
+    for (char *line = text, *nl; line && *line; line = nl ? nl + 1 : NULL) {
+        nl = strchr(line, '\n');
+        if (nl) *nl = '\0';
+        char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+        if (!c2) continue;
+        *c2 = '\0';
+        int v2 = strcmp(line, "0:") == 0;
+        if (!v2 && !strstr(c1 + 1, "memory")) continue;
+        const char *path = c2 + 1;
+        for (size_t i = 0; i < sizeof mounts / sizeof mounts[0]; i++) {
+            if (mounts[i].v2 != v2) continue;
+            char dir[512];
+            size_t rl = strlen(mounts[i].root), pl = strlen(path);
+            if (rl + pl + 1 > sizeof dir) continue;
+            memcpy(dir, mounts[i].root, rl);
+            memcpy(dir + rl, path, pl + 1);
+            uint64_t r = os_cgroup_room_up(dir, rl, v2);
+            if (r < room) room = r;
+        }
+    }
+    return room;
+}
+
+uint64_t os_available_memory(void) {
+    int saved = errno;
+    char buf[4096];
+    uint64_t avail = 0;
+    if (os_read_small("/proc/meminfo", buf, sizeof buf) > 0) {
+        long kb = os_field_kb(buf, "MemAvailable:");
+        if (kb >= 0) avail = (uint64_t)kb << 10;
+    }
+    uint64_t room = os_cgroup_room();
+    if (room != UINT64_MAX && (avail == 0 || room < avail)) avail = room;
+    errno = saved;
+    return avail;
 }

@@ -36,6 +36,11 @@ typedef struct pool_s {
     size_t capacity;          /* segments */
     size_t region_segments;   /* segments per region */
     size_t region_count;
+    /* Under a finite RLIMIT_AS the arena grows (arena.c): region_count
+     * regions are mapped and usable now; growth stops at region_limit; the
+     * side tables hold region_max.  Otherwise all three are equal. */
+    size_t region_max;
+    size_t region_limit;
 
     _Atomic int state;        /* pool_state_t */
     config_t config;
@@ -51,7 +56,8 @@ typedef struct pool_s {
     uint64_t bins_nonempty[2][SEGPOOL_MAX_REGION_SEGMENTS / 64];
     region_t *empty_head, *empty_tail; /* committed, wholly free; head newest */
     size_t regions_empty;          /* on the empty list */
-    size_t retain_regions;         /* at most this many stay there (SEGSHIM_RETAIN) */
+    size_t retain_regions;         /* at most this many stay there (segment_retain_update) */
+    uint64_t retain_checked_ms;    /* when the budget was last read */
     region_t *purged;              /* given back, reusable */
     size_t segments_out;           /* handed out of the global pool */
     size_t segments_user;          /* of which handed out whole to the API */
@@ -90,6 +96,13 @@ int arena_commit_region(region_t *r);
 int arena_purge_region(region_t *r);      /* 0, or -1: still resident */
 uint8_t *arena_region_start(const region_t *r);
 void arena_prefault(size_t bytes);
+/* Map the next piece of the arena after region_count (pool.lock held, or
+ * during start-up); 0 when region_count grew. */
+int arena_grow_locked(void);
+/* A glibc allocation of want bytes failed: under a finite RLIMIT_AS, unmap the
+ * arena's never-used tail if that leaves room for it; 0 when something was
+ * given back (worth a retry).  Takes pool.lock. */
+int arena_give_back(size_t want);
 
 /* segment.c: the global segment pool.  Segments of a run are contiguous and
  * within one region; count is 1 except for slabs. */
@@ -98,6 +111,10 @@ segment_t *segment_request(unsigned count, int huge); /* huge: from a region on 
 void segment_recycle(segment_t *s, unsigned count);
 /* Give back the wholly free regions past the budget or the decay time. */
 void segment_purge_expired(void);
+void segment_retain_update(void);    /* the budget of wholly free regions kept */
+/* Before glibc serves a large request: read the budget again if it is old and
+ * give back what is past it, so that memory the pool freed can serve it. */
+void segment_retain_poll(void);
 size_t segment_trim(void);           /* purge every wholly free region now; bytes given back */
 void segment_fork_child(void);
 

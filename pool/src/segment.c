@@ -148,7 +148,7 @@ static int segment_purge_locked(region_t *r) {
 static void segment_purge_expired_locked(void) {
     int64_t decay = pool.config.decay_ms;
     if (decay < 0 || !pool.empty_tail) return;
-    while (pool.regions_empty > pool.retain_regions)
+    while (pool.regions_empty > __atomic_load_n(&pool.retain_regions, __ATOMIC_RELAXED))
         if (segment_purge_locked(pool.empty_tail) != 0) return;
     uint64_t now = os_now_ms();
     region_t *r;
@@ -224,7 +224,7 @@ static region_t *segment_pick_region_locked(unsigned count, int huge) {
         segment_region_remove_locked(r);
         return r;
     }
-    if ((r = pool.purged) != NULL || pool.regions_fresh < pool.region_count) {
+    if ((r = pool.purged) != NULL || pool.regions_fresh < pool.region_count || arena_grow_locked() == 0) {
         int fresh = r == NULL;
         if (fresh) {
             r = &pool.regions[pool.regions_fresh];
@@ -263,7 +263,33 @@ segment_t *segment_request(unsigned count, int huge) {
     return s;
 }
 
+/* The retention budget: SEGSHIM_RETAIN, and at most a sixteenth of the
+ * memory available now (MemAvailable, a memory cgroup's room), so that a
+ * program near its cgroup's limit is not killed for memory the pool holds.
+ * Read again at most every SEGMENT_RETAIN_RECHECK_MS, as regions come free
+ * and as glibc serves requests above one segment (segment_retain_poll). */
+#define SEGMENT_RETAIN_RECHECK_MS 100
+
+void segment_retain_update(void) {
+    uint64_t retain = (uint64_t)pool.config.retain, room = os_available_memory() / 16;
+    if (retain > room) retain = room;
+    if (pool.config.decay_ms == 0) retain = 0;
+    __atomic_store_n(&pool.retain_regions, (size_t)(retain >> SEGPOOL_REGION_SHIFT), __ATOMIC_RELAXED);
+    __atomic_store_n(&pool.retain_checked_ms, os_now_ms(), __ATOMIC_RELAXED);
+}
+
+static int segment_retain_stale(void) {
+    return os_now_ms() - __atomic_load_n(&pool.retain_checked_ms, __ATOMIC_RELAXED) >= SEGMENT_RETAIN_RECHECK_MS;
+}
+
+void segment_retain_poll(void) {
+    if (!__atomic_load_n(&pool.empty_tail, __ATOMIC_RELAXED) || !segment_retain_stale()) return;
+    segment_retain_update();
+    segment_purge_expired();
+}
+
 void segment_recycle(segment_t *s, unsigned count) {
+    if (segment_retain_stale()) segment_retain_update(); /* outside the lock: it reads /proc */
     for (unsigned i = 0; i < count; i++) {
         s[i].kind = SEGMENT_FREE;
         s[i].heap = NULL;
