@@ -33,6 +33,7 @@ enum {
 #define TAG_BYTES_FREED ((size_t)1 << 30)
 #define TAG_RSS_GROWTH_KIB (64L << 10)
 #define TAG_MAX_RATIO 10.0
+#define TAG_MAX_RATIO_COPY 60.0 /* a list walk: see tag_run */
 
 typedef enum { FILL_ZERO, FILL_TAG, FILL_COPY } tag_fill_t;
 
@@ -140,7 +141,12 @@ static int tag_run(tag_chunk_fn chunk, size_t size, tag_fill_t fill, const char 
         done += CHUNK;
         long growth = hardening_rss_kib() - rss0;
         double ratio = spent / (double)done / base;
-        if (growth > TAG_RSS_GROWTH_KIB || (done >= 4 * CHUNK && ratio > TAG_MAX_RATIO) || done >= total) {
+        /* A copy of a freed block's words is data only a program that reads
+         * freed memory can write: segshim then checks the block against its
+         * slab's free list, a walk of at most the slab's free blocks (the
+         * limit the README states), so the bound there is looser. */
+        double max_ratio = fill == FILL_COPY ? TAG_MAX_RATIO_COPY : TAG_MAX_RATIO;
+        if (growth > TAG_RSS_GROWTH_KIB || (done >= 4 * CHUNK && ratio > max_ratio) || done >= total) {
             printf("%s, %zu-byte blocks, %s: %zu pairs, %.1f ns a pair (zeroed: %.1f, x%.1f), RSS +%ld KiB\n", who,
                    size, tag_fill_name[fill], done, spent / (double)done * 1e9, base * 1e9, ratio, growth);
             if (growth > TAG_RSS_GROWTH_KIB) {
@@ -148,9 +154,9 @@ static int tag_run(tag_chunk_fn chunk, size_t size, tag_fill_t fill, const char 
                         who, tag_fill_name[fill], growth, done * size >> 20, TAG_RSS_GROWTH_KIB);
                 return 1;
             }
-            if (ratio > TAG_MAX_RATIO) {
+            if (ratio > max_ratio) {
                 fprintf(stderr, "FAIL: %s %s: a pair costs %.1fx a pair with zeroed blocks (limit %.0fx)\n",
-                        who, tag_fill_name[fill], ratio, TAG_MAX_RATIO);
+                        who, tag_fill_name[fill], ratio, max_ratio);
                 return 1;
             }
         }
