@@ -27,9 +27,9 @@
  *
  * Giving memory back.  segshim has no thread of its own: memory goes back to
  * the OS from the allocator's own calls.  At most pool.retain_regions wholly
- * free regions stay committed (SEGSHIM_RETAIN, capped by a memory cgroup's
- * limit); the region that comes free past that budget sends the oldest back
- * at once.  The ones within the budget go back once they have been free for
+ * free regions stay committed (SEGSHIM_RETAIN, capped by a sixteenth of the
+ * memory available: segment_retain_update); the region that comes free past
+ * that budget sends the oldest back at once.  The ones within the budget go back once they have been free for
  * SEGSHIM_DECAY_MS, checked on every request and recycle (and by
  * segpool_collect and malloc_trim).  A purge (decommit: the region's pages
  * are dropped and it stops being writable, so it no longer counts against

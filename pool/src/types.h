@@ -84,7 +84,7 @@ typedef enum segment_kind_e {
 } segment_kind_t;
 
 /* The used field counts live blocks.  SEGMENT_FULL marks a segment that its
- * heap took off every list because it had no free block; SEGMENT_CURRENT is
+ * heap moved to its full list because it had no free block; SEGMENT_CURRENT is
  * added while the segment is its class's current one.  So a free makes used
  * 0 only for a segment that is neither (it just became empty) and negative
  * only for a full one: the fast path tests both with one signed compare, and
@@ -97,11 +97,11 @@ typedef enum segment_kind_e {
  * Invariants for a SEGMENT_BLOCKS head s of class c, owned by heap h:
  *   used & SEGMENT_LIVE_MASK == blocks handed out and not yet freed to s
  *                               (blocks in h's remote queue still count);
- *   |s->free| + live == capacity of class c; the list ends in NULL, and
+ *   |s->free| + live == span / block_size (the formatted blocks); the list ends in NULL, and
  *   every link on it is encoded and lies in [block_start, block_start+span);
  *   exactly one of: s == h->current[c] (SEGMENT_CURRENT set), s on
  *   h->partial[c] (some blocks free, some live), s on h->empty[c] (live 0),
- *   or SEGMENT_FULL (no free block, on no list);
+ *   or SEGMENT_FULL (no free block and nothing left to format; on h->full);
  *   every block lies in the segment (the slab), at a multiple of block_size
  *   from its start, in the formatted part [block_start, block_start + span),
  *   which is what alloc_is_block_of tests; the slab is formatted lazily

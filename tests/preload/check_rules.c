@@ -5,7 +5,7 @@
  * check must hold for glibc itself, so a check that passes only under the
  * shim (or only without it) points at a bug in the test or in the shim.
  *
- * Rules checked (DESIGN.md section 3, issue 4):
+ * Rules checked (docs/design.md, "glibc rules"; the README's list):
  *   - free() preserves errno, for pool, libc-fallback and libc-internal blocks
  *   - malloc_usable_size(NULL) == 0, and >= the request otherwise
  *   - overflow and huge requests return NULL with errno == ENOMEM
