@@ -80,7 +80,9 @@ SEGPOOL_INLINE int alloc_owns(const void *p) { return (uintptr_t)p - pool.base <
  * blocks past the formatted part, which carry no tag. */
 SEGPOOL_INLINE int alloc_is_block_of(const segment_t *s, const void *p) {
     uintptr_t n = (uintptr_t)p - s->block_start;
-    return n < s->span && n * s->div_magic < s->div_magic;
+    /* span grows while another thread may free into s: a relaxed load (a
+     * plain move on x86-64); the block's own handout made it visible. */
+    return n < __atomic_load_n(&s->span, __ATOMIC_RELAXED) && n * s->div_magic < s->div_magic;
 }
 
 /* b carries the free tag: it may be free already (heap_free_suspect decides). */

@@ -127,7 +127,7 @@ static int heap_segment_extend(segment_t *s) {
         link = b;
     }
     s->free = link;
-    s->span += count * size;
+    __atomic_store_n(&s->span, s->span + count * size, __ATOMIC_RELAXED); /* read by remote frees */
     return 1;
 }
 
@@ -143,7 +143,7 @@ static void heap_segment_format(heap_t *h, segment_t *s, unsigned c) {
     }
     s->free = NULL;
     s->block_start = (uintptr_t)start;
-    s->span = 0;
+    __atomic_store_n(&s->span, 0, __ATOMIC_RELAXED);
     s->used = 0;
     s->block_size = cls->size;
     s->div_magic = cls->div_magic;
