@@ -257,6 +257,7 @@ END_TEST
 /* Within the retention budget a free region stays until the decay has passed
  * and the allocator is next called: no thread of its own gives it back. */
 START_TEST(test_decay_returns_whole_regions) {
+    int threads = count_threads(); /* a sanitizer's runtime may have one of its own */
     env("32K", "64M");
     setenv("SEGSHIM_DECAY_MS", "100", 1);
     size_t n, rss, huge;
@@ -276,7 +277,7 @@ START_TEST(test_decay_returns_whole_regions) {
     fprintf(stderr, "decay 100 ms: region returned after %.0f ms (rss %zu KiB)\n", took, rss >> 10);
     ck_assert_uint_eq(rss, 0);
     ck_assert(took >= 80);
-    ck_assert_int_eq(count_threads(), 1); /* and no thread was started for it */
+    ck_assert_int_eq(count_threads(), threads); /* and no thread was started for it */
     segpool_stats_t st;
     segpool_stats_get(&st);
     ck_assert_uint_ge(st.regions_purged, 1);
@@ -291,6 +292,7 @@ END_TEST
 
 /* Past SEGSHIM_RETAIN, a region that comes free goes back at once. */
 START_TEST(test_retain_budget_returns_at_once) {
+    int threads = count_threads();
     env("32K", "64M");
     setenv("SEGSHIM_DECAY_MS", "3600000", 1);
     setenv("SEGSHIM_RETAIN", "4M", 1); /* two regions */
@@ -309,7 +311,7 @@ START_TEST(test_retain_budget_returns_at_once) {
             (unsigned long long)st.regions_purged);
     ck_assert_uint_eq(st.regions_committed, 2);
     ck_assert_uint_ge(st.regions_purged, 3);
-    ck_assert_int_eq(count_threads(), 1);
+    ck_assert_int_eq(count_threads(), threads);
     free(segs);
 }
 END_TEST
