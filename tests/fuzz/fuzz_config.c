@@ -31,6 +31,7 @@ static const char *const option_names[] = {
 #undef NAME_ENTRY
 };
 #define OPTION_COUNT (sizeof option_names / sizeof option_names[0])
+_Static_assert(OPTION_COUNT * 16 <= 256, "data[1] picks an option by name for values below OPTION_COUNT * 16");
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc;
@@ -108,7 +109,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         char name_buf[4097];
         memcpy(text, data + 2, size - 2);
         text[size - 2] = '\0';
-        if (data[1] < OPTION_COUNT * 24) {
+        if (data[1] < OPTION_COUNT * 16) { /* below 256 while there are at most 15 options */
             name = option_names[data[1] % OPTION_COUNT];
             value = text;
         } else {
