@@ -78,11 +78,18 @@ SEGPOOL_INLINE int alloc_owns(const void *p) { return (uintptr_t)p - pool.base <
  * n % d == 0 <=> n * M mod 2^64 < M for n, d < 2^32 (Lemire, Kaser, Kurz);
  * span is at most a slab, far below 2^32.  The range also keeps out the
  * blocks past the formatted part, which carry no tag. */
-SEGPOOL_INLINE int alloc_is_block_of(const segment_t *s, const void *p) {
+SEGPOOL_INLINE int alloc_is_block_in(const segment_t *s, const void *p, uintptr_t span) {
     uintptr_t n = (uintptr_t)p - s->block_start;
-    /* span grows while another thread may free into s: a relaxed load (a
-     * plain move on x86-64); the block's own handout made it visible. */
-    return n < __atomic_load_n(&s->span, __ATOMIC_RELAXED) && n * s->div_magic < s->div_magic;
+    return n < span && n * s->div_magic < s->div_magic;
+}
+
+/* For the thread acting for s's heap, the only writer of span. */
+SEGPOOL_INLINE int alloc_is_block_of(const segment_t *s, const void *p) { return alloc_is_block_in(s, p, s->span); }
+
+/* For any other thread: span grows while it reads it, a relaxed load (a plain
+ * move on x86-64); the handout of the block it frees made that part visible. */
+SEGPOOL_INLINE int alloc_is_block_of_shared(const segment_t *s, const void *p) {
+    return alloc_is_block_in(s, p, __atomic_load_n(&s->span, __ATOMIC_RELAXED));
 }
 
 /* b carries the free tag: it may be free already (heap_free_suspect decides). */

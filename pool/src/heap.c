@@ -282,8 +282,9 @@ static void heap_drain_remote(heap_t *h) {
 /* b lies in s's slab: is it one of the blocks handed out?  A block past the
  * formatted part was never handed out, so freeing it is freeing a free block. */
 static void heap_check_block(const segment_t *s, const block_t *b) {
-    if (alloc_is_block_of(s, b)) return;
-    if ((uintptr_t)b - s->block_start >= s->span && ((uintptr_t)b - s->block_start) % s->block_size == 0)
+    if (alloc_is_block_of_shared(s, b)) return; /* also called by threads that do not own s */
+    uintptr_t n = (uintptr_t)b - s->block_start;
+    if (n >= __atomic_load_n(&s->span, __ATOMIC_RELAXED) && n % s->block_size == 0)
         alloc_report("free(): double free detected", b);
     alloc_report("free(): invalid pointer (inside a block)", b);
 }
