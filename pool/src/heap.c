@@ -33,6 +33,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "invariants.h"
 #include "lock.h"
 #include "os.h"
 
@@ -165,6 +166,7 @@ static segment_t *heap_segment_new(heap_t *h, unsigned c) {
 
 /* s has no live block and is on no list: keep it formatted, or give it back. */
 static void heap_segment_idle(heap_t *h, segment_t *s) {
+    SEGPOOL_ASSERT(s->heap == h && s->used == 0);
     if (h->cached_count + s->slab_count <= h->cache_limit) {
         heap_link(s)->next = h->cached[s->class_index];
         h->cached[s->class_index] = s;
@@ -195,6 +197,7 @@ static void heap_set_current(heap_t *h, unsigned c, segment_t *s) {
 }
 
 static void heap_install(heap_t *h, unsigned c, segment_t *s) {
+    SEGPOOL_ASSERT(s->heap == h && s->class_index == c && (s->used & ~SEGMENT_LIVE_MASK) == 0);
     s->used += SEGMENT_CURRENT;
     heap_set_current(h, c, s);
 }
@@ -431,6 +434,7 @@ void heap_collect(heap_t *h) {
         if (s != &segment_none && (s->used & SEGMENT_LIVE_MASK) == 0) heap_uninstall(h, c);
     }
     heap_cached_flush(h);
+    SEGPOOL_CHECK_HEAP(h);
 }
 
 /* ---- The allocation slow path --------------------------------------------------------- */
@@ -559,6 +563,7 @@ static void heap_thread_done(void *arg) {
     lock_acquire(&pool.heaps_lock);
     lock_acquire(&h->lock);
     heap_abandon_locked(h);
+    SEGPOOL_CHECK_HEAP(h);
     lock_release(&h->lock);
     pool.heaps_live--;
     lock_release(&pool.heaps_lock);

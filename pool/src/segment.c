@@ -40,6 +40,7 @@
 #define _GNU_SOURCE
 #include <string.h>
 
+#include "invariants.h"
 #include "lock.h"
 #include "os.h"
 #include "pool.h"
@@ -250,6 +251,7 @@ segment_t *segment_request(unsigned count, int huge) {
     segment_t *s = NULL;
     if (r) {
         long first = segment_find_run(r, count);
+        SEGPOOL_ASSERT(first >= 0 && r->free_count >= count);
         segment_mark(r, (size_t)first, count, 0);
         r->free_count -= count;
         segment_region_insert_locked(r);
@@ -302,6 +304,7 @@ void segment_recycle(segment_t *s, unsigned count) {
     size_t index = segment_index(s);
     region_t *r = &pool.regions[index / pool.region_segments];
     lock_acquire(&pool.lock);
+    SEGPOOL_ASSERT(pool.segments_out >= count && r->free_count + count <= pool.region_segments);
     segment_region_remove_locked(r);
     segment_mark(r, index % pool.region_segments, count, 1);
     r->free_count += count;
