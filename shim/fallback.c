@@ -22,7 +22,7 @@ static segpool_fallback_t fallback_reason(size_t size) {
     if (size > pool_small_max()) return SEGPOOL_FALLBACK_TOO_LARGE;
     /* No heap: the thread is past its exit destructor, or this is a call
      * made while the pool was being set up. */
-    if (tls_heap == &heap_empty) return SEGPOOL_FALLBACK_OTHER;
+    if (tls_heap == &heap_none) return SEGPOOL_FALLBACK_OTHER;
     return SEGPOOL_FALLBACK_EXHAUSTED;
 }
 

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "invariants.h"
 #include "lock.h"
 #include "stats.h"
 #include "text.h"
@@ -79,12 +80,15 @@ SEGPOOL_API void segpool_collect(void) {
     stats_poll(); /* a safe point for SEGSHIM_STATS_SIGNAL */
     heap_collect(tls_heap);
     if (pool_ready()) segment_purge_expired();
+    SEGPOOL_CHECK_POOL();
 }
 
 SEGPOOL_API size_t segpool_trim(void) {
     if (!pool_ready()) return 0;
     heap_collect(tls_heap);
-    return segment_trim();
+    size_t given = segment_trim();
+    SEGPOOL_CHECK_POOL();
+    return given;
 }
 
 SEGPOOL_API void segpool_note_fallback(segpool_fallback_t why, size_t size) {

@@ -54,7 +54,7 @@ SEGPOOL_INLINE block_t *alloc_link_decode(uintptr_t word) {
     return (block_t *)((word * pool.link_mul_inverse) ^ pool.link_key);
 }
 
-/* b lies in the blocks of s (a head); false for NULL and for segment_empty,
+/* b lies in the blocks of s (a head); false for NULL and for segment_none,
  * whose span is 0. */
 SEGPOOL_INLINE int alloc_in_slab(const segment_t *s, const block_t *b) {
     return (uintptr_t)b - s->block_start < s->span;

@@ -2,7 +2,7 @@
  * arena.c - the arena: one reservation, committed in 2 MiB regions.
  *
  * A region is committed the first time the segment pool needs it, in the
- * huge-page mode in force (pool.huge_kind):
+ * huge-page mode in force (pool.page_kind):
  *   hugetlb  mapped in place from reserved hugetlbfs pages (MAP_HUGETLB);
  *   thp      made writable and advised MADV_HUGEPAGE;
  *   off      made writable and advised MADV_NOHUGEPAGE.
@@ -34,14 +34,24 @@ uint8_t *arena_region_start(const region_t *r) {
     return (uint8_t *)(pool.base + ((size_t)(r - pool.regions) << SEGPOOL_REGION_SHIFT));
 }
 
-static void arena_degrade(int kind, const char *mode, const char *why) {
-    if (pool.huge_kind <= kind) return;
-    pool.huge_kind = kind;
-    pool.hugepage_mode = mode;
+/* The name of a page kind, as SEGSHIM_HUGEPAGES spells the mode. */
+static const char *arena_page_kind_name(page_kind_t kind) {
+    return kind == PAGES_HUGETLB ? "hugetlb" : kind == PAGES_THP ? "thp" : "off";
+}
+
+void arena_set_page_kind(page_kind_t kind, const char *why) {
+    pool.page_kind = kind;
+    pool.hugepage_mode = arena_page_kind_name(kind);
+    if (why == NULL) return;
     size_t n = strlen(why);
     if (n >= sizeof pool.hugepage_note) n = sizeof pool.hugepage_note - 1;
     memcpy(pool.hugepage_note, why, n);
     pool.hugepage_note[n] = '\0';
+}
+
+/* A commit of kind failed: new regions get kind at best from now on. */
+static void arena_degrade(page_kind_t kind, const char *why) {
+    if (pool.page_kind > kind) arena_set_page_kind(kind, why);
 }
 
 /* Under a finite RLIMIT_AS the arena starts small and grows in pieces, placed
@@ -53,6 +63,10 @@ static void arena_degrade(int kind, const char *mode, const char *why) {
 #define ARENA_HINT_BASE ((uintptr_t)64 << 40)
 #define ARENA_HINT_SLOTS 16384u /* GiB steps */
 #define ARENA_HINT_TRIES 4
+
+#define ARENA_FIRST_SHARE 64 /* a growable arena starts at limit / 64 */
+#define ARENA_PIECE_SHARE 16 /* and grows by at most limit / 16 at a time */
+#define ARENA_REFUSED_MS 10  /* a commit refused for RLIMIT_AS is not retried sooner */
 
 static size_t arena_piece_max;  /* regions added at most per growth */
 static uint64_t arena_refused_ms; /* when a commit was last refused for RLIMIT_AS */
@@ -69,14 +83,14 @@ static void *arena_place(size_t size) {
 }
 
 /* The arena under RLIMIT_AS: never more than the limit, and only a small part
- * reserved at first (limit / 64, at least two regions), so that address space
+ * reserved at first (limit / ARENA_FIRST_SHARE, at least two regions), so that address space
  * stays for what the program maps itself: thread stacks, large blocks. */
 static int arena_init_limited(size_t size, uint64_t limit) {
     size_t max = (size_t)(size < limit ? size : limit) & ~(SEGPOOL_REGION_SIZE - 1);
-    size_t first = (size_t)(limit / 64) & ~(SEGPOOL_REGION_SIZE - 1);
+    size_t first = (size_t)(limit / ARENA_FIRST_SHARE) & ~(SEGPOOL_REGION_SIZE - 1);
     if (first < 2 * SEGPOOL_REGION_SIZE) first = 2 * SEGPOOL_REGION_SIZE;
     if (first > max) first = max;
-    arena_piece_max = (size_t)(limit / 16) >> SEGPOOL_REGION_SHIFT;
+    arena_piece_max = (size_t)(limit / ARENA_PIECE_SHARE) >> SEGPOOL_REGION_SHIFT;
     if (arena_piece_max < 2) arena_piece_max = 2;
     for (; first >= SEGPOOL_REGION_SIZE; first = (first / 2) & ~(SEGPOOL_REGION_SIZE - 1)) {
         void *p = arena_place(first);
@@ -110,7 +124,7 @@ int arena_init(size_t size) {
 int arena_grow_locked(void) {
     size_t have = pool.region_count;
     if (have >= pool.region_limit) return -1;
-    /* Double, in pieces of at most limit / 16; near the limit, less. */
+    /* Double, in pieces of at most limit / ARENA_PIECE_SHARE; near the limit, less. */
     size_t piece = have < arena_piece_max ? have : arena_piece_max;
     if (piece < 2) piece = 2;
     if (piece > pool.region_limit - have) piece = pool.region_limit - have;
@@ -139,7 +153,7 @@ static void arena_release_tail_locked(size_t keep, size_t spare) {
         region_t *r = &pool.regions[i];
         if (r->state == REGION_COMMITTED) pool.regions_committed--; /* prefaulted, never used */
         r->state = REGION_RESERVED;
-        r->huge = 0;
+        r->pages = PAGES_SMALL;
     }
     pool.region_count = keep;
     if (pool.region_limit > keep + spare) pool.region_limit = keep + spare;
@@ -180,7 +194,7 @@ static int arena_within_limit(void) {
     uint64_t limit = os_as_limit();
     if (limit == UINT64_MAX) return 1;
     uint64_t now = os_now_ms();
-    if (arena_refused && now - arena_refused_ms < 10) return 0;
+    if (arena_refused && now - arena_refused_ms < ARENA_REFUSED_MS) return 0;
     uint64_t vm = os_vm_size();
     if (vm == 0) return 1;
     uint64_t mapped = (uint64_t)pool.region_count << SEGPOOL_REGION_SHIFT;
@@ -196,26 +210,27 @@ int arena_commit_region(region_t *r) {
     uint8_t *start = arena_region_start(r);
     if (r->state == REGION_COMMITTED) return 0; /* writable already */
     if (!arena_within_limit()) return -1;
-    int kind = pool.huge_kind == 2 ? 2 : r->huge_wanted ? pool.huge_kind : 0; /* see segment.c: two kinds */
-    if (kind == 2) {
+    /* With hugetlb every region is huge; otherwise the region's kind says
+     * (segment.c). */
+    page_kind_t kind = pool.page_kind == PAGES_HUGETLB || r->huge_wanted ? pool.page_kind : PAGES_SMALL;
+    if (kind == PAGES_HUGETLB) {
         if (os_commit_hugetlb(start, SEGPOOL_REGION_SIZE) == 0) {
-            r->huge = 2;
+            r->pages = PAGES_HUGETLB;
             return 0;
         }
-        arena_degrade(os_thp_available() ? 1 : 0, os_thp_available() ? "thp" : "off",
-                      "hugetlb: no reserved 2 MiB page left (vm.nr_hugepages)");
-        kind = pool.huge_kind;
+        arena_degrade(os_thp_available() ? PAGES_THP : PAGES_SMALL, "hugetlb: no reserved 2 MiB page left (vm.nr_hugepages)");
+        kind = pool.page_kind;
     }
     if (os_commit(start, SEGPOOL_REGION_SIZE) != 0) return -1;
-    if (kind == 1 && pool.huge_kind == 1) {
+    if (kind == PAGES_THP && pool.page_kind == PAGES_THP) {
         if (os_advise_huge(start, SEGPOOL_REGION_SIZE, 1) == 0) {
-            r->huge = 1;
+            r->pages = PAGES_THP;
             return 0;
         }
-        arena_degrade(0, "off", "thp: madvise(MADV_HUGEPAGE) failed");
+        arena_degrade(PAGES_SMALL, "thp: madvise(MADV_HUGEPAGE) failed");
     }
     os_advise_huge(start, SEGPOOL_REGION_SIZE, 0);
-    r->huge = 0;
+    r->pages = PAGES_SMALL;
     return 0;
 }
 

@@ -3,9 +3,10 @@
  * other threads, thread exit, adoption, and fork.
  *
  * A heap serves one thread (see types.h).  Per class it has a current segment
- * (the fast path pops its free list), partly used segments, and empty ones
- * kept formatted; full segments are on no list (SEGMENT_FULL).  Empty
- * segments, up to SEGSHIM_TCACHE of them, are the thread cache: reused for
+ * (the fast path pops its free list), partly used segments, and cached ones
+ * (no live block, kept formatted); full segments are on h->full
+ * (SEGMENT_FULL).  Cached segments, up to SEGSHIM_TCACHE of them, are the
+ * thread cache: reused for
  * their class, or reformatted for another, before a segment is requested
  * from the global pool; beyond that they go back to it.
  *
@@ -32,13 +33,14 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "invariants.h"
 #include "lock.h"
 #include "os.h"
 
-segment_t segment_empty = {.free = NULL, .span = 0};
-heap_t heap_empty = {.direct = {[0 ... HEAP_DIRECT_STEPS - 1] = &segment_empty},
-                     .current = {[0 ... SEGPOOL_MAX_CLASSES - 1] = &segment_empty}};
-SEGPOOL_TLS heap_t *tls_heap = &heap_empty;
+segment_t segment_none = {.free = NULL, .span = 0};
+heap_t heap_none = {.direct = {[0 ... HEAP_DIRECT_STEPS - 1] = &segment_none},
+                     .current = {[0 ... SEGPOOL_MAX_CLASSES - 1] = &segment_none}};
+SEGPOOL_TLS heap_t *tls_heap = &heap_none;
 static SEGPOOL_TLS int tls_thread_done;
 
 /* ---- Free lists --------------------------------------------------------------------- */
@@ -62,31 +64,14 @@ static block_t *heap_free_next(const segment_t *s, const block_t *f) {
 
 SEGPOOL_INLINE segment_link_t *heap_link(const segment_t *s) { return &pool.links[segment_index(s)]; }
 
-/* Doubly linked lists through pool.links: partial[c] and full. */
-static void heap_list_push(segment_t **head, segment_t *s) {
-    segment_link_t *l = heap_link(s);
-    l->prev = NULL;
-    l->next = *head;
-    if (*head) heap_link(*head)->prev = s;
-    *head = s;
-}
+static void heap_partial_push(heap_t *h, segment_t *s) { segment_list_push(&h->partial[s->class_index], s); }
+static void heap_partial_remove(heap_t *h, segment_t *s) { segment_list_remove(&h->partial[s->class_index], s); }
 
-static void heap_list_remove(segment_t **head, segment_t *s) {
-    segment_link_t *l = heap_link(s);
-    if (l->prev) heap_link(l->prev)->next = l->next;
-    else *head = l->next;
-    if (l->next) heap_link(l->next)->prev = l->prev;
-    l->next = l->prev = NULL;
-}
-
-static void heap_partial_push(heap_t *h, segment_t *s) { heap_list_push(&h->partial[s->class_index], s); }
-static void heap_partial_remove(heap_t *h, segment_t *s) { heap_list_remove(&h->partial[s->class_index], s); }
-
-static segment_t *heap_empty_pop(heap_t *h, unsigned c) {
-    segment_t *s = h->empty[c];
+static segment_t *heap_cached_pop(heap_t *h, unsigned c) {
+    segment_t *s = h->cached[c];
     if (s) {
-        h->empty[c] = heap_link(s)->next;
-        h->empty_count -= s->slab_count;
+        h->cached[c] = heap_link(s)->next;
+        h->cached_count -= s->slab_count;
         heap_link(s)->next = NULL;
     }
     return s;
@@ -114,7 +99,7 @@ static size_t heap_segment_whole(const segment_t *s) {
 
 static int heap_segment_extend(segment_t *s) {
     size_t size = s->block_size, whole = heap_segment_whole(s);
-    if (s->span >= whole) return 0; /* also segment_empty, whose sizes are 0 */
+    if (s->span >= whole) return 0; /* also segment_none, whose sizes are 0 */
     size_t chunk = s->span ? s->span : HEAP_FORMAT_FIRST;
     size_t count = (chunk + size - 1) / size;
     if (s->span + count * size > whole) count = (whole - s->span) / size;
@@ -158,15 +143,15 @@ static void heap_segment_format(heap_t *h, segment_t *s, unsigned c) {
     heap_segment_extend(s);
 }
 
-/* A fresh segment for class c: an empty one of another class reformatted,
+/* A fresh segment for class c: a cached one of another class reformatted,
  * else one from the global pool; NULL when the pool is exhausted. */
 static segment_t *heap_segment_new(heap_t *h, unsigned c) {
     unsigned slab = sizeclass_table[c].slab;
     segment_t *s = NULL;
-    if (h->empty_count) {
+    if (h->cached_count) {
         for (unsigned other = 0; other < sizeclass_count && !s; other++)
-            if (h->empty[other] && sizeclass_table[other].slab == slab) {
-                s = heap_empty_pop(h, other);
+            if (h->cached[other] && sizeclass_table[other].slab == slab) {
+                s = heap_cached_pop(h, other);
                 heap_segment_unclass(h, s);
             }
     }
@@ -180,11 +165,12 @@ static segment_t *heap_segment_new(heap_t *h, unsigned c) {
 }
 
 /* s has no live block and is on no list: keep it formatted, or give it back. */
-static void heap_segment_empty(heap_t *h, segment_t *s) {
-    if (h->empty_count + s->slab_count <= h->cache_limit) {
-        heap_link(s)->next = h->empty[s->class_index];
-        h->empty[s->class_index] = s;
-        h->empty_count += s->slab_count;
+static void heap_segment_idle(heap_t *h, segment_t *s) {
+    SEGPOOL_ASSERT(s->heap == h && s->used == 0);
+    if (h->cached_count + s->slab_count <= h->cache_limit) {
+        heap_link(s)->next = h->cached[s->class_index];
+        h->cached[s->class_index] = s;
+        h->cached_count += s->slab_count;
         return;
     }
     h->segments_owned -= s->slab_count;
@@ -192,13 +178,13 @@ static void heap_segment_empty(heap_t *h, segment_t *s) {
     segment_recycle(s, s->slab_count);
 }
 
-/* Give every kept empty segment back to the global pool. */
-static void heap_empty_flush(heap_t *h) {
+/* Give every cached segment back to the global pool. */
+static void heap_cached_flush(heap_t *h) {
     uint32_t limit = h->cache_limit;
     h->cache_limit = 0;
     for (unsigned c = 0; c < sizeclass_count; c++) {
         segment_t *s;
-        while ((s = heap_empty_pop(h, c)) != NULL) heap_segment_empty(h, s);
+        while ((s = heap_cached_pop(h, c)) != NULL) heap_segment_idle(h, s);
     }
     h->cache_limit = limit;
 }
@@ -211,6 +197,7 @@ static void heap_set_current(heap_t *h, unsigned c, segment_t *s) {
 }
 
 static void heap_install(heap_t *h, unsigned c, segment_t *s) {
+    SEGPOOL_ASSERT(s->heap == h && s->class_index == c && (s->used & ~SEGMENT_LIVE_MASK) == 0);
     s->used += SEGMENT_CURRENT;
     heap_set_current(h, c, s);
 }
@@ -218,14 +205,14 @@ static void heap_install(heap_t *h, unsigned c, segment_t *s) {
 /* Class c's current segment stops being current: to the list its state says. */
 static void heap_uninstall(heap_t *h, unsigned c) {
     segment_t *s = h->current[c];
-    if (s == &segment_empty) return;
-    heap_set_current(h, c, &segment_empty);
+    if (s == &segment_none) return;
+    heap_set_current(h, c, &segment_none);
     s->used -= SEGMENT_CURRENT;
     if (heap_free_head(s) == NULL && s->span == heap_segment_whole(s)) {
         s->used |= SEGMENT_FULL;
-        heap_list_push(&h->full, s);
+        segment_list_push(&h->full, s);
     } else if (s->used == 0) {
-        heap_segment_empty(h, s);
+        heap_segment_idle(h, s);
     } else {
         heap_partial_push(h, s);
     }
@@ -236,7 +223,7 @@ void heap_free_slow(segment_t *s) {
     heap_t *h = s->heap;
     if (s->used & SEGMENT_FULL) {
         s->used &= ~SEGMENT_FULL;
-        heap_list_remove(&h->full, s);
+        segment_list_remove(&h->full, s);
         if (s->used != 0) {
             heap_partial_push(h, s);
             return;
@@ -244,7 +231,7 @@ void heap_free_slow(segment_t *s) {
     } else {
         heap_partial_remove(h, s);
     }
-    heap_segment_empty(h, s);
+    heap_segment_idle(h, s);
 }
 
 /* ---- Remote frees ---------------------------------------------------------------- */
@@ -319,7 +306,7 @@ static int heap_list_holds(const segment_t *s, const block_t *b) {
 static void heap_free_exact(heap_t *h, segment_t *s, block_t *b) {
     heap_check_block(s, b);
     if (heap_block_seems_free(s, b)) {
-        if (h->dead == HEAP_LIVE) heap_drain_remote(h); /* b may be on the remote stack */
+        if (h->state == HEAP_LIVE) heap_drain_remote(h); /* b may be on the remote stack */
         if (heap_list_holds(s, b)) alloc_report("free(): double free detected", b);
     }
     alloc_free_local(s, b);
@@ -330,13 +317,14 @@ void heap_free_suspect(block_t *b, segment_t *s) { heap_free_exact(s->heap, s, b
 
 /* Notes for suspects come from metadata chunks and are reused through a
  * free list: nothing here allocates through the pool. */
+#define HEAP_NOTE_CHUNK ((size_t)64 << 10) /* bytes of notes mapped at a time */
 static pthread_mutex_t heap_note_lock = PTHREAD_MUTEX_INITIALIZER;
 static heap_suspect_t *heap_note_free;
 
 static heap_suspect_t *heap_note_new(block_t *b) {
     lock_acquire(&heap_note_lock);
     if (!heap_note_free) {
-        size_t bytes = 64 * 1024;
+        size_t bytes = HEAP_NOTE_CHUNK;
         heap_suspect_t *chunk = os_alloc_meta(bytes);
         for (size_t i = 0; chunk && i < bytes / sizeof *chunk; i++) {
             chunk[i].next = heap_note_free;
@@ -395,12 +383,12 @@ void heap_free_remote(block_t *b, segment_t *s) {
     heap_check_block(s, b);
     heap_t *owner = s->heap;
     heap_t *self = tls_heap;
-    if (self != &heap_empty) self->remote_frees++;
+    if (self != &heap_none) self->remote_frees++;
     else atomic_fetch_add_explicit(&pool.remote_frees_heapless, 1, memory_order_relaxed);
     if (unlikely(heap_block_seems_free(s, b))) {
         /* Maybe a double free: the owner decides. */
         lock_acquire(&owner->lock);
-        int live = owner->dead == HEAP_LIVE;
+        int live = owner->state == HEAP_LIVE;
         if (live) heap_suspect_push(owner, b);
         lock_release(&owner->lock);
         if (!live) heap_free_dead(owner, s, b);
@@ -428,7 +416,7 @@ static void heap_free_dead(heap_t *owner, segment_t *s, block_t *b) {
         heap_free_remote(b, s);
         return;
     }
-    if (owner->dead != HEAP_ORPHAN) {
+    if (owner->state != HEAP_ORPHAN) {
         heap_free_list(owner, word & ~HEAP_REMOTE_DEAD);
         atomic_store(&owner->remote, HEAP_REMOTE_DEAD);
         heap_free_exact(owner, s, b);
@@ -436,17 +424,18 @@ static void heap_free_dead(heap_t *owner, segment_t *s, block_t *b) {
     lock_release(&owner->lock);
 }
 
-/* Take remote frees and suspects, give back empty current segments and every
- * kept empty segment. */
+/* Take remote frees and suspects, give back current segments with no live
+ * block and every cached segment. */
 void heap_collect(heap_t *h) {
-    if (h == &heap_empty) return;
+    if (h == &heap_none) return;
     heap_drain_remote(h);
     heap_check_suspects(h);
     for (unsigned c = 0; c < sizeclass_count; c++) {
         segment_t *s = h->current[c];
-        if (s != &segment_empty && (s->used & SEGMENT_LIVE_MASK) == 0) heap_uninstall(h, c);
+        if (s != &segment_none && (s->used & SEGMENT_LIVE_MASK) == 0) heap_uninstall(h, c);
     }
-    heap_empty_flush(h);
+    heap_cached_flush(h);
+    SEGPOOL_CHECK_HEAP(h);
 }
 
 /* ---- The allocation slow path --------------------------------------------------------- */
@@ -459,13 +448,13 @@ static SEGPOOL_NOINLINE segment_t *heap_next_segment(heap_t *h, unsigned c) {
     heap_uninstall(h, c);
     segment_t *s = h->partial[c];
     if (s) heap_partial_remove(h, s);
-    else if ((s = heap_empty_pop(h, c)) == NULL && (s = heap_segment_new(h, c)) == NULL) return NULL;
+    else if ((s = heap_cached_pop(h, c)) == NULL && (s = heap_segment_new(h, c)) == NULL) return NULL;
     heap_install(h, c, s);
     return s;
 }
 
 void *heap_alloc_slow(heap_t *h, unsigned c) {
-    if (unlikely(h == &heap_empty)) {
+    if (unlikely(h == &heap_none)) {
         h = heap_acquire();
         if (!h) return NULL;
         return alloc_class(h, c);
@@ -480,13 +469,16 @@ void *heap_alloc_slow(heap_t *h, unsigned c) {
 
 /* ---- Heaps: creation, adoption, thread exit -------------------------------------------- */
 
-/* Heaps are carved from metadata chunks and never unmapped. */
+/* Heaps are carved from metadata chunks, HEAP_CHUNK_HEAPS at a time, each on
+ * its own cache lines, and never unmapped. */
+#define HEAP_CHUNK_HEAPS 32
+#define HEAP_LINE 64
 static heap_t *heap_new_locked(void) {
     static uint8_t *chunk;
     static size_t left;
-    size_t need = (sizeof(heap_t) + 63) & ~(size_t)63;
+    size_t need = (sizeof(heap_t) + HEAP_LINE - 1) & ~(size_t)(HEAP_LINE - 1);
     if (left < need) {
-        size_t bytes = need * 32;
+        size_t bytes = need * HEAP_CHUNK_HEAPS;
         chunk = os_alloc_meta(bytes);
         if (!chunk) return NULL;
         left = bytes;
@@ -494,8 +486,8 @@ static heap_t *heap_new_locked(void) {
     heap_t *h = (heap_t *)chunk;
     chunk += need;
     left -= need;
-    for (unsigned c = 0; c < SEGPOOL_MAX_CLASSES; c++) h->current[c] = &segment_empty;
-    for (unsigned i = 0; i < HEAP_DIRECT_STEPS; i++) h->direct[i] = &segment_empty;
+    for (unsigned c = 0; c < SEGPOOL_MAX_CLASSES; c++) h->current[c] = &segment_none;
+    for (unsigned i = 0; i < HEAP_DIRECT_STEPS; i++) h->direct[i] = &segment_none;
     pthread_mutex_init(&h->lock, NULL);
     h->next_heap = pool.heaps;
     pool.heaps = h;
@@ -507,9 +499,9 @@ static heap_t *heap_new_locked(void) {
 static void heap_set_owner(heap_t *h, uintptr_t tp) {
     h->owner_tp = tp;
     for (unsigned c = 0; c < sizeclass_count; c++) {
-        if (h->current[c] != &segment_empty) alloc_set_owner(h->current[c], tp);
+        if (h->current[c] != &segment_none) alloc_set_owner(h->current[c], tp);
         for (segment_t *s = h->partial[c]; s; s = heap_link(s)->next) alloc_set_owner(s, tp);
-        for (segment_t *s = h->empty[c]; s; s = heap_link(s)->next) alloc_set_owner(s, tp);
+        for (segment_t *s = h->cached[c]; s; s = heap_link(s)->next) alloc_set_owner(s, tp);
     }
     for (segment_t *s = h->full; s; s = heap_link(s)->next) alloc_set_owner(s, tp);
 }
@@ -521,7 +513,7 @@ static heap_t *heap_acquire(void) {
     /* Prefer a dead heap that still owns segments: its memory is reused. */
     heap_t *h = NULL, *any_dead = NULL;
     for (heap_t *d = pool.heaps; d && !h; d = d->next_heap) {
-        if (d->dead != HEAP_DEAD) continue;
+        if (d->state != HEAP_DEAD) continue;
         lock_acquire(&d->lock); /* others may be freeing into it */
         if (d->segments_owned) h = d;
         lock_release(&d->lock);
@@ -533,7 +525,7 @@ static heap_t *heap_acquire(void) {
         uintptr_t word = atomic_exchange(&h->remote, HEAP_REMOTE_DEAD);
         heap_free_list(h, word & ~HEAP_REMOTE_DEAD);
         heap_set_owner(h, alloc_thread_id());
-        h->dead = HEAP_LIVE;
+        h->state = HEAP_LIVE;
         atomic_store(&h->remote, 0);
         lock_release(&h->lock);
     } else {
@@ -552,26 +544,27 @@ static heap_t *heap_acquire(void) {
     return h;
 }
 
-/* Make h dead: take its remote stack for good, give back its empty segments,
+/* Make h dead: take its remote stack for good, give back its cached segments,
  * and leave the others on its lists for whoever frees into them or adopts it. */
 static void heap_abandon_locked(heap_t *h) {
     uintptr_t word = atomic_exchange(&h->remote, HEAP_REMOTE_DEAD);
-    h->dead = HEAP_DEAD;
+    h->state = HEAP_DEAD;
     h->cache_limit = 0;
     heap_free_list(h, word & ~HEAP_REMOTE_DEAD);
     heap_check_suspects(h);
     for (unsigned c = 0; c < sizeclass_count; c++) heap_uninstall(h, c);
-    heap_empty_flush(h);
+    heap_cached_flush(h);
     heap_set_owner(h, 0); /* before the thread pointer can be reused */
 }
 
 static void heap_thread_done(void *arg) {
     heap_t *h = arg;
-    tls_heap = &heap_empty;
+    tls_heap = &heap_none;
     tls_thread_done = 1;
     lock_acquire(&pool.heaps_lock);
     lock_acquire(&h->lock);
     heap_abandon_locked(h);
+    SEGPOOL_CHECK_HEAP(h);
     lock_release(&h->lock);
     pool.heaps_live--;
     lock_release(&pool.heaps_lock);
@@ -587,7 +580,7 @@ void heap_note_fallback(segpool_fallback_t why, size_t size) {
     unsigned bin = size ? 64u - (unsigned)__builtin_clzll(size) : 0;
     if (bin >= SEGPOOL_STATS_SIZE_BINS) bin = SEGPOOL_STATS_SIZE_BINS - 1;
     heap_t *h = tls_heap;
-    if (h != &heap_empty) {
+    if (h != &heap_none) {
         h->fallback[why]++;
         h->large_sizes[bin]++;
     } else {
@@ -656,9 +649,9 @@ void heap_fork_child(void) {
         pthread_mutex_init(&h->lock, NULL);
         if (h == self) {
             live++;
-        } else if (h->dead == HEAP_LIVE) {
+        } else if (h->state == HEAP_LIVE) {
             atomic_store(&h->remote, HEAP_REMOTE_DEAD);
-            h->dead = HEAP_ORPHAN;
+            h->state = HEAP_ORPHAN;
             h->owner_tp = 0;
             orphans++;
         }
@@ -671,7 +664,7 @@ void heap_fork_child(void) {
         size_t end = pool.regions_fresh * pool.region_segments;
         for (size_t i = 0; i < end; i++) {
             segment_t *s = &pool.segments[i];
-            if (s->owner && s->heap && s->heap->dead == HEAP_ORPHAN) alloc_set_owner(s, 0);
+            if (s->owner && s->heap && s->heap->state == HEAP_ORPHAN) alloc_set_owner(s, 0);
         }
     }
 }

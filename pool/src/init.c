@@ -23,43 +23,46 @@
 extern char **environ;
 
 pool_t pool;
+
+#define POOL_VERBOSE_LEN 2048 /* the configuration printout: a line an option, and notes */
 static SEGPOOL_TLS int tls_in_init;
 
 /* Decide the huge-page mode: auto prefers THP, then reserved hugetlb pages. */
 static void pool_choose_hugepages(void) {
     int64_t mode = pool.config.hugepages;
     pool.hugepage_note[0] = '\0';
+    const char *why = NULL;
     if (mode == HUGEPAGES_HUGETLB || (mode == HUGEPAGES_AUTO && !os_thp_available())) {
         if (os_hugetlb_free_pages() > 0) {
-            pool.huge_kind = 2;
-            pool.hugepage_mode = "hugetlb";
+            arena_set_page_kind(PAGES_HUGETLB, NULL);
             return;
         }
-        if (mode == HUGEPAGES_HUGETLB)
-            strcpy(pool.hugepage_note, "hugetlb: no free reserved 2 MiB pages (vm.nr_hugepages), using THP");
+        if (mode == HUGEPAGES_HUGETLB) why = "hugetlb: no free reserved 2 MiB pages (vm.nr_hugepages), using THP";
     }
     if (mode != HUGEPAGES_OFF && os_thp_available()) {
-        pool.huge_kind = 1;
-        pool.hugepage_mode = "thp";
+        arena_set_page_kind(PAGES_THP, why);
         return;
     }
-    if (mode != HUGEPAGES_OFF && !pool.hugepage_note[0])
-        strcpy(pool.hugepage_note, "transparent huge pages are disabled (transparent_hugepage/enabled = never)");
-    pool.huge_kind = 0;
-    pool.hugepage_mode = "off";
+    if (mode != HUGEPAGES_OFF && why == NULL)
+        why = "transparent huge pages are disabled (transparent_hugepage/enabled = never)";
+    arena_set_page_kind(PAGES_SMALL, why);
 }
 
 /* The huge-page mode actually used, as the option's value. */
 static int64_t pool_hugepages_in_force(void) {
-    static const int64_t modes[] = {HUGEPAGES_OFF, HUGEPAGES_THP, HUGEPAGES_HUGETLB}; /* by pool.huge_kind */
-    return pool.huge_kind >= 0 && pool.huge_kind <= 2 ? modes[pool.huge_kind] : HUGEPAGES_OFF;
+    switch (pool.page_kind) {
+    case PAGES_HUGETLB: return HUGEPAGES_HUGETLB;
+    case PAGES_THP: return HUGEPAGES_THP;
+    case PAGES_SMALL: break;
+    }
+    return HUGEPAGES_OFF;
 }
 
 /* SEGSHIM_VERBOSE=1: the configuration in force once set-up is over (rc: its
  * result), each line prefixed "segshim: ", with the requested value where
  * the pool settled on another. */
 static void pool_verbose(int rc) {
-    char buf[2048];
+    char buf[POOL_VERBOSE_LEN];
     text_t t;
     text_init(&t, buf, sizeof buf);
     config_t in_force = pool.config;
@@ -86,31 +89,10 @@ static void pool_verbose(int rc) {
  * each step, from 3 for any odd number). */
 static void pool_choose_link_encoding(void) {
     uint64_t mul = os_random() | 1, inverse = mul;
-    for (int i = 0; i < 5; i++) inverse *= 2 - mul * inverse;
+    for (int i = 0; i < 5; i++) inverse *= 2 - mul * inverse; /* 3 -> 6 -> 12 -> 24 -> 48 -> 96 bits */
     pool.link_key = (uintptr_t)os_random();
     pool.link_mul = (uintptr_t)mul;
     pool.link_mul_inverse = (uintptr_t)inverse;
-}
-
-/* v as "<n>G", "<n>M", "<n>K" or bytes, the largest unit that divides it. */
-static size_t pool_format_size(char *out, uint64_t v) {
-    static const char units[] = "GMK";
-    char suffix = 0;
-    for (int i = 0; i < 3 && v; i++) {
-        uint64_t unit = (uint64_t)1 << (30 - 10 * i);
-        if (v % unit == 0) {
-            v /= unit;
-            suffix = units[i];
-            break;
-        }
-    }
-    char tmp[24];
-    size_t n = 0;
-    do tmp[n++] = (char)('0' + v % 10);
-    while ((v /= 10) != 0);
-    for (size_t i = 0; i < n; i++) out[i] = tmp[n - 1 - i];
-    if (suffix) out[n++] = suffix;
-    return n;
 }
 
 /* SEGSHIM_PREFAULT, capped to three quarters of the memory that can be had
@@ -122,18 +104,15 @@ static size_t pool_prefault_bytes(void) {
     uint64_t avail = os_available_memory();
     uint64_t cap = (avail - avail / 4) & ~(uint64_t)(SEGPOOL_REGION_SIZE - 1);
     if (avail == 0 || want <= cap) return (size_t)want;
-    char line[160];
-    size_t n = 0;
-    static const char a[] = "segshim: SEGSHIM_PREFAULT=", b[] = " exceeds available memory; using ";
-    memcpy(line, a, sizeof a - 1);
-    n += sizeof a - 1;
-    n += pool_format_size(line + n, want);
-    memcpy(line + n, b, sizeof b - 1);
-    n += sizeof b - 1;
-    n += pool_format_size(line + n, cap);
-    line[n++] = '\n';
-    ssize_t rc = write(2, line, n);
-    (void)rc;
+    char line[TEXT_LINE_MAX];
+    text_t t;
+    text_init(&t, line, sizeof line - 1); /* room for the '\n' */
+    text_str(&t, "segshim: SEGSHIM_PREFAULT=");
+    text_size_exact(&t, (int64_t)want);
+    text_str(&t, " exceeds available memory; using ");
+    text_size_exact(&t, (int64_t)cap);
+    line[t.len++] = '\n';
+    (void)text_write_all(2, line, t.len);
     return (size_t)cap;
 }
 

@@ -28,7 +28,7 @@ struct segpool_local_s {
     size_t out;          /* handed out */
     size_t waiters;
     void *free;          /* stack of free segments */
-    segment_t *out_list; /* handed out, through segment_t next/prev */
+    segment_t *out_list; /* handed out, linked through pool.links (segment_list_*) */
 };
 
 /* ---- Whole segments ----------------------------------------------------------- */
@@ -52,7 +52,7 @@ static void local_give_global(segment_t *s) {
 static segment_t *local_check(const void *segment, segpool_local_t *owner, const char *who) {
     if (!segment || !alloc_owns(segment) || ((uintptr_t)segment & (pool.segment_size - 1)) != 0)
         alloc_report(who, segment);
-    segment_t *s = &pool.segments[((uintptr_t)segment - pool.base) >> pool.segment_shift];
+    segment_t *s = segment_at(segment);
     if (s->kind != SEGMENT_USER || s->local != owner) alloc_report(who, segment);
     return s;
 }
@@ -74,20 +74,12 @@ SEGPOOL_API void segpool_segment_recycle(void *segment) {
 static segment_link_t *local_link(const segment_t *s) { return &pool.links[segment_index(s)]; }
 
 static void local_out_push(segpool_local_t *lp, void *segment) {
-    segment_t *s = local_check(segment, lp, "local pool: segment of another pool");
-    local_link(s)->prev = NULL;
-    local_link(s)->next = lp->out_list;
-    if (lp->out_list) local_link(lp->out_list)->prev = s;
-    lp->out_list = s;
+    segment_list_push(&lp->out_list, local_check(segment, lp, "local pool: segment of another pool"));
     lp->out++;
 }
 
 static void local_out_remove(segpool_local_t *lp, segment_t *s) {
-    segment_link_t *l = local_link(s);
-    if (l->prev) local_link(l->prev)->next = l->next;
-    else lp->out_list = l->next;
-    if (l->next) local_link(l->next)->prev = l->prev;
-    l->next = l->prev = NULL;
+    segment_list_remove(&lp->out_list, s);
     lp->out--;
 }
 
@@ -150,42 +142,48 @@ SEGPOOL_API void *segpool_local_request(segpool_local_t *lp) {
     return seg;
 }
 
-SEGPOOL_API void *segpool_local_request_timeout(segpool_local_t *lp, long timeout_ms) {
-    struct timespec deadline;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    if (timeout_ms > 0) {
-        deadline.tv_sec += timeout_ms / 1000;
-        deadline.tv_nsec += (timeout_ms % 1000) * 1000000L;
-        if (deadline.tv_nsec >= 1000000000L) {
-            deadline.tv_sec++;
-            deadline.tv_nsec -= 1000000000L;
-        }
+/* ---- Deadlines (CLOCK_MONOTONIC, which the condition variable waits on) ---- */
+
+#define LOCAL_NS_PER_S 1000000000L
+#define LOCAL_NS_PER_MS 1000000L
+/* Below max a waiter looks at the global pool again this often: nothing
+ * signals it when another part of the program recycles there. */
+#define LOCAL_POLL_MS 10
+
+/* Now plus ms. */
+static struct timespec local_deadline(long ms) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    t.tv_sec += ms / 1000;
+    t.tv_nsec += (ms % 1000) * LOCAL_NS_PER_MS;
+    if (t.tv_nsec >= LOCAL_NS_PER_S) {
+        t.tv_sec++;
+        t.tv_nsec -= LOCAL_NS_PER_S;
     }
+    return t;
+}
+
+static int local_before(const struct timespec *a, const struct timespec *b) {
+    return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
+}
+
+SEGPOOL_API void *segpool_local_request_timeout(segpool_local_t *lp, long timeout_ms) {
+    struct timespec deadline = local_deadline(timeout_ms > 0 ? timeout_ms : 0);
     lock_acquire(&lp->lock);
     void *seg;
     while ((seg = local_request_locked(lp)) == NULL) {
         if (timeout_ms == 0) break;
-        /* Below max the global pool was exhausted: nothing signals us when
-         * another program part recycles there, so look again every 10 ms. */
         struct timespec until = deadline;
         if (lp->owned < lp->max || timeout_ms < 0) {
-            clock_gettime(CLOCK_MONOTONIC, &until);
-            until.tv_nsec += 10000000L;
-            if (until.tv_nsec >= 1000000000L) {
-                until.tv_sec++;
-                until.tv_nsec -= 1000000000L;
-            }
-            if (timeout_ms > 0 && (until.tv_sec > deadline.tv_sec ||
-                                   (until.tv_sec == deadline.tv_sec && until.tv_nsec > deadline.tv_nsec)))
-                until = deadline;
+            until = local_deadline(LOCAL_POLL_MS);
+            if (timeout_ms > 0 && local_before(&deadline, &until)) until = deadline;
         }
         lp->waiters++;
         int rc = pthread_cond_timedwait(&lp->cond, &lp->lock, &until);
         lp->waiters--;
         if (rc == ETIMEDOUT && timeout_ms > 0) {
-            struct timespec now;
-            clock_gettime(CLOCK_MONOTONIC, &now);
-            if (now.tv_sec > deadline.tv_sec || (now.tv_sec == deadline.tv_sec && now.tv_nsec >= deadline.tv_nsec)) {
+            struct timespec now = local_deadline(0);
+            if (!local_before(&now, &deadline)) {
                 seg = local_request_locked(lp);
                 break;
             }
@@ -224,7 +222,7 @@ SEGPOOL_API void segpool_local_destroy(segpool_local_t *lp) {
     while (lp->free) {
         void *seg = lp->free;
         lp->free = *(void **)seg;
-        segment_t *s = &pool.segments[((uintptr_t)seg - pool.base) >> pool.segment_shift];
+        segment_t *s = segment_at(seg);
         s->local = NULL;
         local_give_global(s);
     }

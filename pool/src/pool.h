@@ -2,11 +2,14 @@
  * pool.h - the process-wide state of libsegpool and the internal interface
  * between its modules.
  *
- * Layers, each calling only those below it:
- *   alloc (fast paths, alloc.h/alloc.c) -> heap (heap.c: thread heaps, slow
- *   paths, remote frees, fork) -> segment (segment.c: the global segment
- *   pool) -> arena (arena.c: reservation, regions, huge pages, purge) -> os.
- *   config, sizeclass and stats are leaves; init.c wires them together.
+ * Modules, from the fast paths down (docs/design.md, "Tiers, and who calls
+ * whom", has every call): alloc (alloc.h, alloc.c) -> heap (heap.c) ->
+ * segment (segment.c, the global segment pool) -> arena (arena.c) -> os.
+ * This is not a strict layering: heap.c calls up into pool_init (a thread's
+ * first call) and alloc_report (misuse); local.c uses segment.c directly;
+ * stats.c reads the heaps' counters and the segment table; the shim's
+ * fallback.c calls segment.c and arena.c directly.
+ * config, sizeclass and text are leaves; init.c wires the rest together.
  *
  * Lock order (outer first): pool.heaps_lock -> heap_t.lock -> pool.lock.
  * pool.heaps_lock guards the heap list and heap adoption; a heap's lock is
@@ -18,7 +21,13 @@
 #define SEGPOOL_POOL_H
 
 #include "config.h"
+#include "list.h"
 #include "types.h"
+
+#define POOL_NOTE_LEN 120 /* pool.hugepage_note, with its NUL */
+/* Region kinds: regions on small pages and regions on huge pages have bins
+ * of their own (segment.c). */
+enum { POOL_REGION_SMALL = 0, POOL_REGION_HUGE = 1, POOL_REGION_KINDS = 2 };
 
 typedef enum pool_state_e { POOL_UNINIT = 0, POOL_INITIALIZING, POOL_READY, POOL_DISABLED } pool_state_t;
 
@@ -45,17 +54,17 @@ typedef struct pool_s {
     _Atomic int state;        /* pool_state_t */
     config_t config;
     const char *hugepage_mode; /* effective mode name */
-    char hugepage_note[120];   /* why a mode degraded */
-    int huge_kind;             /* region_t.huge for new regions: 2 hugetlb, 1 thp, 0 off */
+    char hugepage_note[POOL_NOTE_LEN]; /* why a mode degraded */
+    page_kind_t page_kind;     /* the pages new regions get (degrades, never improves) */
 
     /* The global segment pool (segment.c) and the regions (arena.c). */
     pthread_mutex_t lock;
     region_t *regions;
     size_t regions_fresh;          /* regions [regions_fresh, region_count) never committed */
-    region_t *bins[2][SEGPOOL_MAX_REGION_SEGMENTS]; /* bins[kind][k]: small/huge regions with k free segments, 0 < k < all */
-    uint64_t bins_nonempty[2][SEGPOOL_MAX_REGION_SEGMENTS / 64];
-    region_t *empty_head, *empty_tail; /* committed, wholly free; head newest */
-    size_t regions_empty;          /* on the empty list */
+    region_t *bins[POOL_REGION_KINDS][SEGPOOL_MAX_REGION_SEGMENTS]; /* bins[kind][k]: regions with k free segments, 0 < k < all */
+    uint64_t bins_nonempty[POOL_REGION_KINDS][SEGPOOL_MAX_REGION_SEGMENTS / 64];
+    region_t *free_regions_head, *free_regions_tail; /* the free-region list: committed, wholly free; head newest */
+    size_t free_regions_count;     /* on the free-region list */
     size_t retain_regions;         /* at most this many stay there (segment_retain_update) */
     uint64_t retain_checked_ms;    /* when the budget was last read */
     region_t *purged;              /* given back, reusable */
@@ -72,14 +81,14 @@ typedef struct pool_s {
     pthread_key_t thread_key;
 
     /* Requests served elsewhere, by reason (segpool_note_fallback). */
-    _Atomic uint64_t fallback[4];
+    _Atomic uint64_t fallback[SEGPOOL_FALLBACK_REASONS];
     _Atomic uint64_t large_sizes[SEGPOOL_STATS_SIZE_BINS];
     _Atomic uint64_t remote_frees_heapless; /* from threads that never allocated */
 } pool_t;
 
 extern pool_t pool SEGPOOL_HIDDEN;
-extern segment_t segment_empty SEGPOOL_HIDDEN;
-extern heap_t heap_empty SEGPOOL_HIDDEN;
+extern segment_t segment_none SEGPOOL_HIDDEN;
+extern heap_t heap_none SEGPOOL_HIDDEN;
 extern SEGPOOL_TLS heap_t *tls_heap SEGPOOL_HIDDEN;
 
 /* init.c */
@@ -95,6 +104,9 @@ int arena_init(size_t size);         /* reserve; may shrink size on failure */
 int arena_commit_region(region_t *r);
 int arena_purge_region(region_t *r);      /* 0, or -1: still resident */
 uint8_t *arena_region_start(const region_t *r);
+/* New regions get pages of kind (pool.page_kind, pool.hugepage_mode); why,
+ * when not NULL, becomes pool.hugepage_note. */
+void arena_set_page_kind(page_kind_t kind, const char *why);
 void arena_prefault(size_t bytes);
 /* Map the next piece of the arena after region_count (pool.lock held, or
  * during start-up); 0 when region_count grew. */
@@ -107,7 +119,7 @@ int arena_give_back(size_t want);
 /* segment.c: the global segment pool.  Segments of a run are contiguous and
  * within one region; count is 1 except for slabs. */
 int segment_pool_init(void);
-segment_t *segment_request(unsigned count, int huge); /* huge: from a region on huge pages if the mode has them */
+segment_t *segment_request(unsigned count, int huge); /* huge: from a huge region (POOL_REGION_HUGE) */
 void segment_recycle(segment_t *s, unsigned count);
 /* Give back the wholly free regions past the budget or the decay time. */
 void segment_purge_expired(void);
@@ -122,11 +134,21 @@ SEGPOOL_INLINE size_t segment_index(const segment_t *s) { return (size_t)(s - po
 SEGPOOL_INLINE uint8_t *segment_address(size_t index) {
     return (uint8_t *)(pool.base + (index << pool.segment_shift));
 }
-/* The segment entry of a pointer known to be in the arena (a slab's head). */
+/* The entry of the segment p lies in, p known to be in the arena. */
+SEGPOOL_INLINE segment_t *segment_at(const void *p) {
+    return &pool.segments[((uintptr_t)p - pool.base) >> pool.segment_shift];
+}
+/* The same, for a slab: its head's entry. */
 SEGPOOL_INLINE segment_t *segment_of(const void *p) {
-    segment_t *s = &pool.segments[((uintptr_t)p - pool.base) >> pool.segment_shift];
+    segment_t *s = segment_at(p);
     return s - s->slab_offset;
 }
+
+/* Lists of segments (a heap's partial and full lists, a local pool's handed
+ * out segments) link through the side table pool.links. */
+#define SEGMENT_LINK_NEXT(s) (pool.links[segment_index(s)].next)
+#define SEGMENT_LINK_PREV(s) (pool.links[segment_index(s)].prev)
+LIST_DEFINE(segment_list, segment_t, SEGMENT_LINK_NEXT, SEGMENT_LINK_PREV)
 
 /* heap.c */
 void *heap_alloc_slow(heap_t *h, unsigned cls);

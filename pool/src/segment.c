@@ -17,7 +17,7 @@
  *      kind with k free segments; the lowest k is taken first (the fullest
  *      region), so that frees concentrate in few regions and whole regions
  *      come free;
- *   2. the empty list: committed, wholly free regions, newest first (still
+ *   2. the free-region list: committed, wholly free regions, newest first (still
  *      warm), of the kind if there is one; the oldest is purged after
  *      SEGSHIM_DECAY_MS or past SEGSHIM_RETAIN;
  *   3. the purged stack: given back to the OS, reusable without a syscall;
@@ -40,6 +40,7 @@
 #define _GNU_SOURCE
 #include <string.h>
 
+#include "invariants.h"
 #include "lock.h"
 #include "os.h"
 #include "pool.h"
@@ -50,19 +51,12 @@
 
 /* ---- Region lists (pool.lock held) ------------------------------------------ */
 
-static void segment_list_push(region_t **head, region_t *r) {
-    r->prev = NULL;
-    r->next = *head;
-    if (*head) (*head)->prev = r;
-    *head = r;
-}
+#define REGION_NEXT(r) ((r)->next)
+#define REGION_PREV(r) ((r)->prev)
+LIST_DEFINE(region_list, region_t, REGION_NEXT, REGION_PREV)
 
-static void segment_list_remove(region_t **head, region_t *r) {
-    if (r->prev) r->prev->next = r->next;
-    else *head = r->next;
-    if (r->next) r->next->prev = r->prev;
-    r->next = r->prev = NULL;
-}
+/* The bins of r's kind: on huge pages or not. */
+static unsigned segment_region_kind(const region_t *r) { return r->pages != PAGES_SMALL ? POOL_REGION_HUGE : POOL_REGION_SMALL; }
 
 /* Put r on the list its free count says; a full region is on none. */
 static void segment_region_insert_locked(region_t *r) {
@@ -70,13 +64,13 @@ static void segment_region_insert_locked(region_t *r) {
     if (k == 0) return;
     if (k == pool.region_segments) {
         r->freed_at_ms = os_now_ms();
-        segment_list_push(&pool.empty_head, r);
-        if (!pool.empty_tail) pool.empty_tail = r;
-        pool.regions_empty++;
+        region_list_push(&pool.free_regions_head, r);
+        if (!pool.free_regions_tail) pool.free_regions_tail = r;
+        pool.free_regions_count++;
         return;
     }
-    unsigned kind = r->huge != 0;
-    segment_list_push(&pool.bins[kind][k], r);
+    unsigned kind = segment_region_kind(r);
+    region_list_push(&pool.bins[kind][k], r);
     pool.bins_nonempty[kind][k / 64] |= (uint64_t)1 << (k % 64);
 }
 
@@ -84,13 +78,13 @@ static void segment_region_remove_locked(region_t *r) {
     size_t k = r->free_count;
     if (k == 0) return;
     if (k == pool.region_segments) {
-        if (pool.empty_tail == r) pool.empty_tail = r->prev;
-        segment_list_remove(&pool.empty_head, r);
-        pool.regions_empty--;
+        if (pool.free_regions_tail == r) pool.free_regions_tail = r->prev;
+        region_list_remove(&pool.free_regions_head, r);
+        pool.free_regions_count--;
         return;
     }
-    unsigned kind = r->huge != 0;
-    segment_list_remove(&pool.bins[kind][k], r);
+    unsigned kind = segment_region_kind(r);
+    region_list_remove(&pool.bins[kind][k], r);
     if (!pool.bins[kind][k]) pool.bins_nonempty[kind][k / 64] &= ~((uint64_t)1 << (k % 64));
 }
 
@@ -121,9 +115,9 @@ static void segment_mark(region_t *r, size_t first, unsigned count, int free) {
 
 /* ---- Purging ----------------------------------------------------------------- */
 
-/* Give r (wholly free, on the empty list) back to the OS.  Drops and retakes
+/* Give r (wholly free, on the free-region list) back to the OS.  Drops and retakes
  * pool.lock around the system call.  If the OS refuses, r stays committed
- * and goes back on the empty list, to be tried again after another decay. */
+ * and goes back on the free-region list, to be tried again after another decay. */
 static int segment_purge_locked(region_t *r) {
     segment_region_remove_locked(r);
     r->state = REGION_PURGING;
@@ -137,7 +131,7 @@ static int segment_purge_locked(region_t *r) {
     }
     r->state = REGION_PURGED;
     pool.regions_committed--;
-    segment_list_push(&pool.purged, r);
+    region_list_push(&pool.purged, r);
     pool.regions_purged++;
     return 0;
 }
@@ -147,17 +141,17 @@ static int segment_purge_locked(region_t *r) {
  * back on the list with a new time stamp: the loop then stops at it. */
 static void segment_purge_expired_locked(void) {
     int64_t decay = pool.config.decay_ms;
-    if (decay < 0 || !pool.empty_tail) return;
-    while (pool.regions_empty > __atomic_load_n(&pool.retain_regions, __ATOMIC_RELAXED))
-        if (segment_purge_locked(pool.empty_tail) != 0) return;
+    if (decay < 0 || !pool.free_regions_tail) return;
+    while (pool.free_regions_count > __atomic_load_n(&pool.retain_regions, __ATOMIC_RELAXED))
+        if (segment_purge_locked(pool.free_regions_tail) != 0) return;
     uint64_t now = os_now_ms();
     region_t *r;
-    while ((r = pool.empty_tail) != NULL && now - r->freed_at_ms >= (uint64_t)decay)
+    while ((r = pool.free_regions_tail) != NULL && now - r->freed_at_ms >= (uint64_t)decay)
         if (segment_purge_locked(r) != 0) return;
 }
 
 void segment_purge_expired(void) {
-    if (!pool.empty_tail) return; /* racy peek: nothing to do is the common case */
+    if (!pool.free_regions_tail) return; /* racy peek: nothing to do is the common case */
     lock_acquire(&pool.lock);
     segment_purge_expired_locked();
     lock_release(&pool.lock);
@@ -176,9 +170,14 @@ int segment_pool_init(void) {
     return 0;
 }
 
-/* The kind of region (0 small, 1 huge) for a request that wants huge pages
- * or not, in the huge-page mode in force. */
-static unsigned segment_kind(int huge) { return pool.huge_kind == 2 ? 1 : pool.huge_kind == 0 ? 0 : huge != 0; }
+/* The kind of region for a request that wants huge pages or not, in the
+ * huge-page mode in force: with hugetlb every region is huge, with none every
+ * region is small. */
+static unsigned segment_kind(int huge) {
+    if (pool.page_kind == PAGES_HUGETLB) return POOL_REGION_HUGE;
+    if (pool.page_kind == PAGES_SMALL) return POOL_REGION_SMALL;
+    return huge ? POOL_REGION_HUGE : POOL_REGION_SMALL;
+}
 
 /* A partly used region of the kind with a free run of count segments, the
  * fullest first, taken off its list; NULL if none. */
@@ -214,9 +213,9 @@ static region_t *segment_pick_region_locked(unsigned count, int huge) {
     if (r) return r;
     /* A wholly free region, of the kind if one is (the list is short: at most
      * SEGSHIM_RETAIN's worth), else any. */
-    r = pool.empty_head;
+    r = pool.free_regions_head;
     for (region_t *e = r; e; e = e->next)
-        if ((e->huge != 0) == kind) {
+        if (segment_region_kind(e) == kind) {
             r = e;
             break;
         }
@@ -232,10 +231,10 @@ static region_t *segment_pick_region_locked(unsigned count, int huge) {
             memset(r->free_map, 0, sizeof r->free_map);
             segment_mark(r, 0, (unsigned)pool.region_segments, 1);
         }
-        r->huge_wanted = (uint8_t)kind;
+        r->huge_wanted = kind == POOL_REGION_HUGE;
         if (arena_commit_region(r) == 0) {
             if (fresh) pool.regions_fresh++;
-            else segment_list_remove(&pool.purged, r);
+            else region_list_remove(&pool.purged, r);
             if (r->state != REGION_COMMITTED) pool.regions_committed++;
             r->state = REGION_COMMITTED;
             if (pool.regions_committed > pool.regions_peak) pool.regions_peak = pool.regions_committed;
@@ -252,6 +251,7 @@ segment_t *segment_request(unsigned count, int huge) {
     segment_t *s = NULL;
     if (r) {
         long first = segment_find_run(r, count);
+        SEGPOOL_ASSERT(first >= 0 && r->free_count >= count);
         segment_mark(r, (size_t)first, count, 0);
         r->free_count -= count;
         segment_region_insert_locked(r);
@@ -269,9 +269,10 @@ segment_t *segment_request(unsigned count, int huge) {
  * Read again at most every SEGMENT_RETAIN_RECHECK_MS, as regions come free
  * and as glibc serves requests above one segment (segment_retain_poll). */
 #define SEGMENT_RETAIN_RECHECK_MS 100
+#define SEGMENT_RETAIN_SHARE 16 /* of the memory available */
 
 void segment_retain_update(void) {
-    uint64_t retain = (uint64_t)pool.config.retain, room = os_available_memory() / 16;
+    uint64_t retain = (uint64_t)pool.config.retain, room = os_available_memory() / SEGMENT_RETAIN_SHARE;
     if (retain > room) retain = room;
     if (pool.config.decay_ms == 0) retain = 0;
     __atomic_store_n(&pool.retain_regions, (size_t)(retain >> SEGPOOL_REGION_SHIFT), __ATOMIC_RELAXED);
@@ -283,7 +284,7 @@ static int segment_retain_stale(void) {
 }
 
 void segment_retain_poll(void) {
-    if (!__atomic_load_n(&pool.empty_tail, __ATOMIC_RELAXED) || !segment_retain_stale()) return;
+    if (!__atomic_load_n(&pool.free_regions_tail, __ATOMIC_RELAXED) || !segment_retain_stale()) return;
     segment_retain_update();
     segment_purge_expired();
 }
@@ -303,6 +304,7 @@ void segment_recycle(segment_t *s, unsigned count) {
     size_t index = segment_index(s);
     region_t *r = &pool.regions[index / pool.region_segments];
     lock_acquire(&pool.lock);
+    SEGPOOL_ASSERT(pool.segments_out >= count && r->free_count + count <= pool.region_segments);
     segment_region_remove_locked(r);
     segment_mark(r, index % pool.region_segments, count, 1);
     r->free_count += count;
@@ -322,7 +324,7 @@ void segment_fork_child(void) {
         if (r->state == REGION_PURGING) {
             r->state = REGION_PURGED;
             pool.regions_committed--;
-            segment_list_push(&pool.purged, r);
+            region_list_push(&pool.purged, r);
         }
     }
 }
@@ -335,7 +337,7 @@ size_t segment_trim(void) {
     size_t given = 0;
     region_t *r;
     lock_acquire(&pool.lock);
-    while ((r = pool.empty_tail) != NULL && segment_purge_locked(r) == 0) given += SEGPOOL_REGION_SIZE;
+    while ((r = pool.free_regions_tail) != NULL && segment_purge_locked(r) == 0) given += SEGPOOL_REGION_SIZE;
     lock_release(&pool.lock);
     return given;
 }

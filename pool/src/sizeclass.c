@@ -31,32 +31,38 @@ static unsigned sizeclass_slab_for(size_t block, size_t segment, unsigned max_sl
     return max_slab;
 }
 
+/* Classes are SIZECLASS_STEP bytes apart up to SIZECLASS_LINEAR_MAX, then
+ * SIZECLASS_PER_DOUBLING per power of two (at most 25% rounding). */
+#define SIZECLASS_STEP SEGPOOL_BLOCK_ALIGN
+#define SIZECLASS_LINEAR_MAX 128
+#define SIZECLASS_PER_DOUBLING 4
+
 unsigned sizeclass_init(size_t segment_size, unsigned max_slab) {
     if (!SIZECLASS_SLABS) max_slab = 1;
     unsigned count = 0;
-    size_t size = 16;
+    size_t size = SIZECLASS_STEP;
     while (size <= segment_size && count < SEGPOOL_MAX_CLASSES) {
         sizeclass_t *c = &sizeclass_table[count++];
         c->size = (uint32_t)size;
         c->slab = sizeclass_slab_for(size, segment_size, max_slab);
         c->capacity = (uint32_t)(c->slab * segment_size / size);
         c->div_magic = UINT64_MAX / size + 1;
-        if (size < 128) {
-            size += 16;
+        if (size < SIZECLASS_LINEAR_MAX) {
+            size += SIZECLASS_STEP;
         } else {
             size_t pow = (size_t)1 << (63 - __builtin_clzll(size)); /* power of two at or below */
-            size += pow / 4;
+            size += pow / SIZECLASS_PER_DOUBLING;
         }
     }
     sizeclass_count = count;
-    /* Map every 16-byte step to the first class that holds it. */
+    /* Map every SIZECLASS_STEP-byte step to the first class that holds it. */
     unsigned cls = 0;
     for (unsigned c = 0; c < count; c++) {
         sizeclass_table[c].step_first = 1;
         sizeclass_table[c].step_last = 0;
     }
-    for (size_t i = 0; i <= segment_size >> 4; i++) {
-        while (sizeclass_table[cls].size < i * 16) cls++;
+    for (size_t i = 0; i <= segment_size / SIZECLASS_STEP; i++) {
+        while (sizeclass_table[cls].size < i * SIZECLASS_STEP) cls++;
         sizeclass_map[i] = (uint8_t)cls;
         /* direct[] step d holds sizes 16d+1 .. 16d+16, which map to step d+1 here */
         if (i >= 1 && i <= HEAP_DIRECT_STEPS) {

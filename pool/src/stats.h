@@ -16,6 +16,7 @@
 
 #include "config.h"
 #include "segpool.h"
+#include "text.h"
 
 #define STATS_REGION_BYTES ((uint64_t)2 << 20) /* one arena region */
 
@@ -33,7 +34,7 @@ int stats_write_summary(int fd, const segpool_stats_t *s);
 
 /* ---- Advice (advice.c) ---------------------------------------------------- */
 
-#define STATS_LINE_LEN 160 /* the line length of stats_advice's interface */
+#define STATS_LINE_LEN TEXT_LINE_MAX /* the line length of stats_advice's interface */
 
 /* One-line advice where the figures call for it, above the thresholds
  * documented in advice.c (and README.md, Statistics).  Writes up to max lines

@@ -66,10 +66,33 @@ static void stats_text_label(text_t *o, const char *indent, const char *label) {
     text_field(o, label, STATS_LABEL_WIDTH - strlen(indent), 0);
 }
 
-static void stats_text_u64(text_t *o, const char *label, uint64_t v) {
-    stats_text_label(o, "    ", label);
+static void stats_text_u64_at(text_t *o, const char *indent, const char *label, uint64_t v) {
+    stats_text_label(o, indent, label);
     text_u64(o, v);
     text_str(o, "\n");
+}
+
+static void stats_text_u64(text_t *o, const char *label, uint64_t v) { stats_text_u64_at(o, "    ", label, v); }
+
+/* "label  A<mid>B<end>": two figures on a line, as bytes when bytes != 0. */
+static void stats_text_two(text_t *o, const char *label, uint64_t a, const char *mid, uint64_t b, const char *end,
+                           int bytes) {
+    stats_text_label(o, "    ", label);
+    if (bytes) text_bytes(o, a);
+    else text_u64(o, a);
+    text_str(o, mid);
+    if (bytes) text_bytes(o, b);
+    else text_u64(o, b);
+    text_str(o, end);
+}
+
+/* "label  V (P%)": v and its share of total. */
+static void stats_text_share(text_t *o, const char *label, uint64_t v, uint64_t total) {
+    stats_text_label(o, "    ", label);
+    text_u64(o, v);
+    text_str(o, " (");
+    text_pct(o, v, total);
+    text_str(o, ")\n");
 }
 
 /* v right-aligned in width columns. */
@@ -128,11 +151,7 @@ static void stats_text_process(text_t *o, const segpool_stats_t *s) {
     else
         text_str(o, "unknown");
     text_str(o, " (the whole process)\n");
-    stats_text_label(o, "    ", "pool bytes in use");
-    text_bytes(o, s->bytes_in_use);
-    text_str(o, " of ");
-    text_bytes(o, s->bytes_committed);
-    text_str(o, " committed\n");
+    stats_text_two(o, "pool bytes in use", s->bytes_in_use, " of ", s->bytes_committed, " committed\n", 1);
 }
 
 static void stats_text(text_t *o, const segpool_stats_t *s) {
@@ -158,11 +177,7 @@ static void stats_text(text_t *o, const segpool_stats_t *s) {
         text_str(o, ")");
     }
     text_str(o, "\n");
-    stats_text_label(o, "    ", "threads");
-    text_u64(o, s->threads_live);
-    text_str(o, " live, ");
-    text_u64(o, s->threads_total);
-    text_str(o, " total\n");
+    stats_text_two(o, "threads", s->threads_live, " live, ", s->threads_total, " total\n", 0);
 
     text_str(o, "  segments\n");
     stats_text_u64(o, "in use", s->segments_in_use);
@@ -172,11 +187,7 @@ static void stats_text(text_t *o, const segpool_stats_t *s) {
     stats_text_u64(o, "handed out whole", s->segments_user);
 
     text_str(o, "  regions (2M)\n");
-    stats_text_label(o, "    ", "committed");
-    text_u64(o, s->regions_committed);
-    text_str(o, " (peak ");
-    text_u64(o, s->regions_peak);
-    text_str(o, ")\n");
+    stats_text_two(o, "committed", s->regions_committed, " (peak ", s->regions_peak, ")\n", 0);
     stats_text_u64(o, "purged", s->regions_purged);
     stats_text_label(o, "    ", "arena resident");
     if (s->arena_rss != 0) {
@@ -192,29 +203,13 @@ static void stats_text(text_t *o, const segpool_stats_t *s) {
     }
 
     text_str(o, "  requests\n");
-    stats_text_label(o, "    ", "served by the pool");
-    text_u64(o, s->pool_requests);
-    text_str(o, " (");
-    text_pct(o, s->pool_requests, requests);
-    text_str(o, ")\n");
-    stats_text_label(o, "    ", "served by libc");
-    text_u64(o, fallbacks);
-    text_str(o, " (");
-    text_pct(o, fallbacks, requests);
-    text_str(o, ")\n");
+    stats_text_share(o, "served by the pool", s->pool_requests, requests);
+    stats_text_share(o, "served by libc", fallbacks, requests);
     static const char *const indent = "      ";
-    stats_text_label(o, indent, "too large");
-    text_u64(o, s->fallback_too_large);
-    text_str(o, "\n");
-    stats_text_label(o, indent, "over-aligned");
-    text_u64(o, s->fallback_aligned);
-    text_str(o, "\n");
-    stats_text_label(o, indent, "pool exhausted");
-    text_u64(o, s->fallback_exhausted);
-    text_str(o, "\n");
-    stats_text_label(o, indent, "other");
-    text_u64(o, s->fallback_other);
-    text_str(o, "\n");
+    stats_text_u64_at(o, indent, "too large", s->fallback_too_large);
+    stats_text_u64_at(o, indent, "over-aligned", s->fallback_aligned);
+    stats_text_u64_at(o, indent, "pool exhausted", s->fallback_exhausted);
+    stats_text_u64_at(o, indent, "other", s->fallback_other);
     stats_text_u64(o, "pool frees", s->pool_frees);
     stats_text_u64(o, "remote frees", s->remote_frees);
 

@@ -230,7 +230,7 @@ const char *text_cstr(text_t *t) {
 }
 
 void text_report_at(const char *what, const void *p) {
-    char line[160];
+    char line[TEXT_LINE_MAX];
     text_t t;
     text_init(&t, line, sizeof(line) - 1); /* keep room for the '\n' */
     text_str(&t, "segshim: ");

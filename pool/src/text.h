@@ -31,6 +31,9 @@ typedef struct text_s {
     int truncated; /* a bounded string ran out of room */
 } text_t;
 
+/* The longest one-line message (reports, notes, advice), with its '\n'. */
+#define TEXT_LINE_MAX 160
+
 /* The longest decimal of a uint64_t, with a sign and the NUL. */
 #define TEXT_NUM_LEN 24
 

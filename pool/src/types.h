@@ -20,9 +20,9 @@
  *   block     what malloc returns: one slot of a class in a segment or slab.
  *   heap      per-thread allocation state (Flink's LocalBufferPool): for each
  *             class the segment it allocates from, its partly free segments,
- *             its empty segments kept formatted (up to SEGSHIM_TCACHE), and an
- *             MPSC queue of blocks that
- *             other threads freed.
+ *             its cached segments (no live block, kept formatted, up to
+ *             SEGSHIM_TCACHE in all), and a stack of blocks that other
+ *             threads freed (heap.remote).
  *
  * Ownership: a segment holding blocks belongs to exactly one heap.  Only the
  * heap's thread (or, once the thread has exited, whoever holds the heap's
@@ -49,6 +49,7 @@
 #define SEGPOOL_MAX_SLAB 32
 #endif
 #define SEGPOOL_BLOCK_ALIGN 16
+#define SEGPOOL_FALLBACK_REASONS (SEGPOOL_FALLBACK_OTHER + 1) /* segpool_fallback_t values */
 
 _Static_assert(SEGPOOL_MAX_CLASSES == SEGPOOL_STATS_CLASSES, "stats arrays must cover every class");
 _Static_assert(SEGPOOL_MAX_REGION_SEGMENTS == 512, "region bitmaps are eight 64-bit words");
@@ -64,6 +65,17 @@ _Static_assert(SEGPOOL_MAX_REGION_SEGMENTS == 512, "region bitmaps are eight 64-
 #endif
 
 typedef struct heap_s heap_t;
+
+/* A heap's life (heap_t.state).  A live heap serves its thread.  A dead
+ * heap's thread has exited: whoever holds its lock acts for it, and a new
+ * thread may adopt it.  An orphan heap belonged to another thread of the
+ * parent of a fork: its lists may have been caught mid-update, so the child
+ * never touches them again; frees into it are dropped (a bounded leak). */
+typedef enum heap_state_e { HEAP_LIVE = 0, HEAP_DEAD, HEAP_ORPHAN } heap_state_t;
+
+/* The pages a region is committed on (region_t.pages), and the best kind the
+ * huge-page mode in force still gives (pool.page_kind): it only degrades. */
+typedef enum page_kind_e { PAGES_SMALL = 0, PAGES_THP, PAGES_HUGETLB } page_kind_t;
 
 /* A free block.  The first word links the list it is on, encoded (alloc.h:
  * alloc_link_encode); the second holds ALLOC_FREE_TAG while the block is
@@ -86,7 +98,7 @@ typedef enum segment_kind_e {
 /* The used field counts live blocks.  SEGMENT_FULL marks a segment that its
  * heap moved to its full list because it had no free block; SEGMENT_CURRENT is
  * added while the segment is its class's current one.  So a free makes used
- * 0 only for a segment that is neither (it just became empty) and negative
+ * 0 only for a segment that is neither (it just lost its last live block) and negative
  * only for a full one: the fast path tests both with one signed compare, and
  * freeing into the current segment never takes the slow path. */
 #define SEGMENT_FULL 0x80000000u
@@ -100,7 +112,7 @@ typedef enum segment_kind_e {
  *   |s->free| + live == span / block_size (the formatted blocks); the list ends in NULL, and
  *   every link on it is encoded and lies in [block_start, block_start+span);
  *   exactly one of: s == h->current[c] (SEGMENT_CURRENT set), s on
- *   h->partial[c] (some blocks free, some live), s on h->empty[c] (live 0),
+ *   h->partial[c] (some blocks free, some live), s on h->cached[c] (live 0),
  *   or SEGMENT_FULL (no free block and nothing left to format; on h->full);
  *   every block lies in the segment (the slab), at a multiple of block_size
  *   from its start, in the formatted part [block_start, block_start + span),
@@ -157,17 +169,17 @@ typedef struct region_s {
     uint64_t free_map[SEGPOOL_MAX_REGION_SEGMENTS / 64]; /* bit set = segment free */
     uint32_t free_count;                                /* popcount of free_map */
     uint8_t state;                                      /* region_state_t */
-    uint8_t huge;                                       /* 2 = hugetlb, 1 = THP advised, 0 = 4 KiB */
-    uint8_t huge_wanted;                                /* the kind its next commit gives it: 1 huge, 0 small */
+    uint8_t pages;                                      /* page_kind_t, once committed */
+    uint8_t huge_wanted;                                /* its next commit asks for huge pages: 1, or small: 0 */
     uint8_t pad[1];
-    struct region_s *next, *prev; /* bin list, empty list, or purged stack */
-    uint64_t freed_at_ms;         /* when it became wholly free (empty list) */
+    struct region_s *next, *prev; /* bin list, free-region list, or purged stack */
+    uint64_t freed_at_ms;         /* when it became wholly free (free-region list) */
 } region_t;
 
 /* Per-thread heap.  The first two arrays are the fast path's; everything
  * after them is touched only on slow paths.  current[c] and direct[i] are
- * never NULL: a heap starts with every entry at segment_empty, whose free list
- * is empty. */
+ * never NULL: a heap starts with every entry at segment_none (the sentinel
+ * segment: no blocks, span 0), so the fast path needs no NULL test. */
 #define HEAP_FORMAT_FIRST 4096 /* bytes of a slab formatted when it starts serving a class */
 /* A heap that owns this much asks for segments on huge pages (segment.c):
  * below it, a huge page would mostly hold memory the thread never touches. */
@@ -185,16 +197,16 @@ struct heap_s {
     segment_t *full;                         /* segments with no free block */
 
     segment_t *partial[SEGPOOL_MAX_CLASSES]; /* some blocks free, some live (doubly linked) */
-    segment_t *empty[SEGPOOL_MAX_CLASSES];   /* no live block, still formatted (stack) */
-    uint32_t empty_count, cache_limit;       /* segments on empty[]; at most SEGSHIM_TCACHE */
+    segment_t *cached[SEGPOOL_MAX_CLASSES];  /* no live block, still formatted (stack) */
+    uint32_t cached_count, cache_limit;      /* segments on cached[]; at most SEGSHIM_TCACHE */
     uint64_t segments_owned;                 /* heads of class segments (a slab counts once) */
     uint32_t class_segments[SEGPOOL_MAX_CLASSES];
-    uint64_t fallback[4];                    /* requests this thread sent elsewhere, by reason */
+    uint64_t fallback[SEGPOOL_FALLBACK_REASONS]; /* requests this thread sent elsewhere, by reason */
     uint64_t large_sizes[SEGPOOL_STATS_SIZE_BINS];
     uint64_t remote_frees;                   /* frees this thread sent to other heaps */
     heap_t *next_heap;                       /* pool.heaps list, never unlinked */
     pthread_mutex_t lock;                    /* held by whoever acts for a dead heap */
-    int dead;                                /* HEAP_LIVE, HEAP_DEAD or HEAP_ORPHAN; under lock */
+    heap_state_t state;                      /* under lock */
 
     /* Frees from other threads of blocks that looked already free, each in
      * a note of its own (the block may be the program's data, so it is not
@@ -214,10 +226,5 @@ typedef struct heap_suspect_s {
     block_t *block;
 } heap_suspect_t;
 
-/* A dead heap's thread has exited: whoever holds its lock acts for it, and a
- * new thread may adopt it.  An orphan heap belonged to another thread of the
- * parent of a fork: its lists may have been caught mid-update, so the child
- * never touches them again; frees into it are dropped (a bounded leak). */
-enum { HEAP_LIVE = 0, HEAP_DEAD = 1, HEAP_ORPHAN = 2 };
 
 #endif /* SEGPOOL_TYPES_H */

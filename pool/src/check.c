@@ -1,0 +1,236 @@
+/*
+ * check.c - the invariant checkers (invariants.h): a heap's segments and the
+ * global segment pool, as types.h and pool.h state them, and the assertion
+ * report.
+ *
+ * Owns nothing.  Every check reads; none writes, allocates or takes a lock
+ * except check_pool (pool.lock).  A walk is bounded by what the structure
+ * may hold, so a cycle is reported, not followed for ever.
+ */
+#include "invariants.h"
+
+#include <stdlib.h>
+
+#include "alloc.h"
+#include "lock.h"
+#include "text.h"
+
+#define CHECK_REPORT_LEN 512 /* an assertion's text can be long */
+
+void check_failed(const char *expr, const char *file, int line) {
+    char buf[CHECK_REPORT_LEN];
+    text_t t;
+    text_init(&t, buf, sizeof buf - 1); /* room for the '\n' */
+    text_str(&t, "segshim: assertion failed: ");
+    text_str(&t, expr);
+    text_str(&t, " (");
+    text_str(&t, file);
+    text_char(&t, ':');
+    text_i64(&t, line);
+    text_char(&t, ')');
+    buf[t.len++] = '\n';
+    (void)text_write_all(2, buf, t.len);
+    abort();
+}
+
+/* ---- A heap ------------------------------------------------------------------ */
+
+/* s is an entry of the side table. */
+static void check_in_table(const segment_t *s) {
+    CHECK_THAT(s >= pool.segments && s < pool.segments + pool.capacity);
+}
+
+/* s is a formatted head of class c owned by h, its slab tails point back,
+ * and its free list holds exactly the formatted blocks that are not live,
+ * each a block start of the formatted part carrying the free tag. */
+static void check_segment(const heap_t *h, const segment_t *s, unsigned c) {
+    check_in_table(s);
+    const sizeclass_t *cls = &sizeclass_table[c];
+    CHECK_THAT(s->kind == SEGMENT_BLOCKS);
+    CHECK_THAT(s->heap == h);
+    CHECK_THAT(s->class_index == c);
+    CHECK_THAT(s->slab_offset == 0);
+    CHECK_THAT(s->slab_count == cls->slab);
+    CHECK_THAT(s->block_size == cls->size);
+    CHECK_THAT(alloc_owner(s) == h->owner_tp);
+    CHECK_THAT(s->block_start == (uintptr_t)segment_address(segment_index(s)));
+    for (unsigned i = 1; i < cls->slab; i++) {
+        CHECK_THAT(s[i].kind == SEGMENT_SLAB_TAIL);
+        CHECK_THAT(s[i].slab_offset == i);
+    }
+    size_t span = __atomic_load_n(&s->span, __ATOMIC_RELAXED);
+    CHECK_THAT(span <= (size_t)cls->capacity * cls->size);
+    CHECK_THAT(span % cls->size == 0);
+    size_t formatted = span / cls->size, on_list = 0;
+    for (const block_t *b = s->free; b != NULL; b = alloc_link_decode(b->next)) {
+        CHECK_THAT(alloc_in_slab(s, b));
+        CHECK_THAT(((uintptr_t)b - s->block_start) % cls->size == 0);
+        CHECK_THAT(b->free_tag == ALLOC_FREE_TAG);
+        CHECK_THAT(++on_list <= formatted); /* else a cycle */
+    }
+    CHECK_THAT(on_list + (s->used & SEGMENT_LIVE_MASK) == formatted);
+}
+
+static const segment_link_t *check_link(const segment_t *s) { return &pool.links[segment_index(s)]; }
+
+/* The full list: each segment full, formatted whole, linked both ways.
+ * Counts each class's segments into per_class. */
+static uint64_t check_full_list(const heap_t *h, uint32_t per_class[]) {
+    uint64_t owned = 0, seen = 0;
+    const segment_t *prev = NULL;
+    for (const segment_t *s = h->full; s != NULL; prev = s, s = check_link(s)->next) {
+        check_in_table(s);
+        CHECK_THAT(++seen <= pool.capacity);
+        CHECK_THAT(check_link(s)->prev == prev);
+        CHECK_THAT(s->class_index < sizeclass_count);
+        check_segment(h, s, s->class_index);
+        CHECK_THAT((s->used & (SEGMENT_FULL | SEGMENT_CURRENT)) == SEGMENT_FULL);
+        CHECK_THAT(s->free == NULL);
+        CHECK_THAT(s->span == (size_t)sizeclass_table[s->class_index].capacity * s->block_size);
+        per_class[s->class_index]++;
+        owned += s->slab_count;
+    }
+    return owned;
+}
+
+/* Class c's current segment, partial list and cached stack; returns the
+ * segments found, adds their slab segments to *owned and the cached ones'
+ * to *cached. */
+static uint32_t check_class(const heap_t *h, unsigned c, uint64_t *owned, uint64_t *cached) {
+    const segment_t *cur = h->current[c];
+    uint32_t found = 0;
+    for (unsigned step = sizeclass_table[c].step_first; step <= sizeclass_table[c].step_last; step++)
+        CHECK_THAT(h->direct[step] == cur);
+    if (cur != &segment_none) {
+        check_segment(h, cur, c);
+        CHECK_THAT((cur->used & (SEGMENT_FULL | SEGMENT_CURRENT)) == SEGMENT_CURRENT);
+        found++;
+        *owned += cur->slab_count;
+    }
+    const segment_t *prev = NULL;
+    for (const segment_t *s = h->partial[c]; s != NULL; prev = s, s = check_link(s)->next) {
+        check_in_table(s);
+        CHECK_THAT(found < pool.capacity);
+        CHECK_THAT(check_link(s)->prev == prev);
+        check_segment(h, s, c);
+        CHECK_THAT((s->used & ~SEGMENT_LIVE_MASK) == 0);
+        CHECK_THAT(s->used > 0 && s->used < sizeclass_table[c].capacity);
+        found++;
+        *owned += s->slab_count;
+    }
+    for (const segment_t *s = h->cached[c]; s != NULL; s = check_link(s)->next) {
+        check_in_table(s);
+        CHECK_THAT(found < pool.capacity);
+        check_segment(h, s, c);
+        CHECK_THAT(s->used == 0);
+        found++;
+        *owned += s->slab_count;
+        *cached += s->slab_count;
+    }
+    return found;
+}
+
+void check_heap(const heap_t *h) {
+    if (h == &heap_none || h->state == HEAP_ORPHAN) return;
+    CHECK_THAT(h->state == HEAP_LIVE || h->state == HEAP_DEAD);
+    uint32_t per_class[SEGPOOL_MAX_CLASSES] = {0};
+    uint64_t owned = check_full_list(h, per_class), cached = 0;
+    for (unsigned c = 0; c < sizeclass_count; c++)
+        CHECK_THAT(check_class(h, c, &owned, &cached) + per_class[c] == h->class_segments[c]);
+    for (unsigned c = sizeclass_count; c < SEGPOOL_MAX_CLASSES; c++) CHECK_THAT(h->class_segments[c] == 0);
+    CHECK_THAT(cached == h->cached_count);
+    CHECK_THAT(h->cached_count <= h->cache_limit);
+    CHECK_THAT(owned == h->segments_owned);
+}
+
+/* ---- The segment pool ---------------------------------------------------------------- */
+
+static unsigned check_popcount(const region_t *r) {
+    unsigned n = 0;
+    for (size_t w = 0; w < SEGPOOL_MAX_REGION_SEGMENTS / 64; w++) n += (unsigned)__builtin_popcountll(r->free_map[w]);
+    return n;
+}
+
+static int check_region_committed(const region_t *r) {
+    return r->state == REGION_COMMITTED || r->state == REGION_PURGING;
+}
+
+/* r is one of p's regions. */
+static void check_region_in(const pool_t *p, const region_t *r) {
+    CHECK_THAT(r >= p->regions && r < p->regions + p->regions_fresh);
+}
+
+/* Walk the bins of p: each list linked both ways, its regions committed, of
+ * the bin's kind and free count; a bin's bit set iff it holds a region.
+ * Returns the regions on them. */
+static size_t check_bins(const pool_t *p) {
+    size_t on_bins = 0;
+    for (unsigned kind = 0; kind < POOL_REGION_KINDS; kind++) {
+        for (size_t k = 0; k < SEGPOOL_MAX_REGION_SEGMENTS; k++) {
+            int bit = (p->bins_nonempty[kind][k / 64] >> (k % 64)) & 1;
+            CHECK_THAT(bit == (p->bins[kind][k] != NULL));
+            CHECK_THAT(p->bins[kind][k] == NULL || (k > 0 && k < p->region_segments));
+            const region_t *prev = NULL;
+            for (const region_t *r = p->bins[kind][k]; r != NULL; prev = r, r = r->next) {
+                check_region_in(p, r);
+                CHECK_THAT(++on_bins <= p->regions_fresh);
+                CHECK_THAT(r->prev == prev);
+                CHECK_THAT(r->free_count == k);
+                CHECK_THAT(r->state == REGION_COMMITTED);
+                CHECK_THAT((r->pages != PAGES_SMALL) == (kind == POOL_REGION_HUGE));
+            }
+        }
+    }
+    return on_bins;
+}
+
+void check_pool_state(const pool_t *p) {
+    size_t per = p->region_segments;
+    CHECK_THAT(p->regions_fresh <= p->region_count && p->region_count <= p->region_max);
+    size_t committed = 0, out = 0, partly = 0, wholly = 0;
+    for (size_t i = 0; i < p->region_count; i++) committed += check_region_committed(&p->regions[i]);
+    for (size_t i = 0; i < p->regions_fresh; i++) {
+        const region_t *r = &p->regions[i];
+        CHECK_THAT(r->free_count <= per);
+        CHECK_THAT(check_popcount(r) == r->free_count);
+        out += per - r->free_count;
+        if (r->state != REGION_COMMITTED) continue;
+        if (r->free_count == per) wholly++;
+        else if (r->free_count > 0) partly++;
+    }
+    CHECK_THAT(check_bins(p) == partly);
+
+    size_t listed = 0;
+    const region_t *prev = NULL;
+    for (const region_t *r = p->free_regions_head; r != NULL; prev = r, r = r->next) {
+        check_region_in(p, r);
+        CHECK_THAT(++listed <= p->regions_fresh);
+        CHECK_THAT(r->prev == prev);
+        CHECK_THAT(r->free_count == per);
+        CHECK_THAT(r->state == REGION_COMMITTED);
+    }
+    CHECK_THAT(p->free_regions_tail == prev);
+    CHECK_THAT(listed == p->free_regions_count);
+    CHECK_THAT(listed == wholly);
+
+    size_t purged = 0;
+    for (const region_t *r = p->purged; r != NULL; r = r->next) {
+        check_region_in(p, r);
+        CHECK_THAT(++purged <= p->regions_fresh);
+        CHECK_THAT(r->state == REGION_PURGED);
+        CHECK_THAT(r->free_count == per);
+    }
+
+    CHECK_THAT(out == p->segments_out);
+    CHECK_THAT(__atomic_load_n(&p->segments_user, __ATOMIC_RELAXED) <= p->segments_out);
+    CHECK_THAT(p->segments_out <= p->segments_peak);
+    CHECK_THAT(committed == p->regions_committed);
+    CHECK_THAT(p->regions_committed <= p->regions_peak);
+}
+
+void check_pool(void) {
+    if (!pool_ready()) return;
+    lock_acquire(&pool.lock);
+    check_pool_state(&pool);
+    lock_release(&pool.lock);
+}
