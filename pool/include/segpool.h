@@ -167,6 +167,11 @@ typedef struct segpool_stats_s {
     unsigned threads_live;
     unsigned threads_total;
 
+    /* contention of the segment pool's shard locks, all shards together */
+    unsigned pool_shards;         /* SEGSHIM_SHARDS in force */
+    uint64_t pool_lock_acquired;  /* times a shard lock was taken */
+    uint64_t pool_lock_contended; /* of which it was held by another thread first */
+
     /* the process, so that the files of many processes can be told apart */
     int pid;
     char program[32];             /* program_invocation_short_name, cut to fit */

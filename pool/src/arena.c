@@ -21,10 +21,14 @@
  * back (arena_give_back); and every commit checks the limit as it is now, so
  * one lowered after start-up holds.
  *
- * Callers hold pool.lock for arena_commit_region and arena_grow_locked
- * (arena_give_back takes it); arena_purge_region is called without it, on a
- * region that is on no list (REGION_PURGING).
+ * Locks: arena_commit_region and arena_purge_region run with no lock held,
+ * on a region that is on no list (REGION_COMMITTING, REGION_PURGING), so
+ * several run at once; pool.arena_lock guards growth (arena_grow_locked's
+ * callers hold it), give-back and the huge-page mode's degradation.  The
+ * region count changes in pool.regions_claim, beside the fresh index that
+ * segment.c claims from without a lock.
  */
+#include <stdatomic.h>
 #include <string.h>
 
 #include "os.h"
@@ -34,14 +38,28 @@ uint8_t *arena_region_start(const region_t *r) {
     return (uint8_t *)(pool.base + ((size_t)(r - pool.regions) << SEGPOOL_REGION_SHIFT));
 }
 
+static int arena_huge_kind(void) { return __atomic_load_n(&pool.huge_kind, __ATOMIC_RELAXED); }
+
+/* Commits run concurrently: the first to degrade the mode names the reason. */
 static void arena_degrade(int kind, const char *mode, const char *why) {
-    if (pool.huge_kind <= kind) return;
-    pool.huge_kind = kind;
-    pool.hugepage_mode = mode;
-    size_t n = strlen(why);
-    if (n >= sizeof pool.hugepage_note) n = sizeof pool.hugepage_note - 1;
-    memcpy(pool.hugepage_note, why, n);
-    pool.hugepage_note[n] = '\0';
+    pthread_mutex_lock(&pool.arena_lock);
+    if (arena_huge_kind() > kind) {
+        __atomic_store_n(&pool.huge_kind, kind, __ATOMIC_RELAXED);
+        pool.hugepage_mode = mode;
+        size_t n = strlen(why);
+        if (n >= sizeof pool.hugepage_note) n = sizeof pool.hugepage_note - 1;
+        memcpy(pool.hugepage_note, why, n);
+        pool.hugepage_note[n] = '\0';
+    }
+    pthread_mutex_unlock(&pool.arena_lock);
+}
+
+/* Set the region count in pool.regions_claim, keeping the fresh index that
+ * claims may move meanwhile. */
+static void arena_set_claim_count(size_t count) {
+    uint64_t claim = atomic_load(&pool.regions_claim);
+    while (!atomic_compare_exchange_weak(&pool.regions_claim, &claim, pool_claim_make(pool_claim_fresh(claim), count))) {
+    }
 }
 
 /* Under a finite RLIMIT_AS the arena starts small and grows in pieces, placed
@@ -55,8 +73,8 @@ static void arena_degrade(int kind, const char *mode, const char *why) {
 #define ARENA_HINT_TRIES 4
 
 static size_t arena_piece_max;  /* regions added at most per growth */
-static uint64_t arena_refused_ms; /* when a commit was last refused for RLIMIT_AS */
-static int arena_refused;
+static uint64_t arena_refused_ms; /* when a commit was last refused for RLIMIT_AS (relaxed atomic) */
+static int arena_refused;         /* relaxed atomic: commits run concurrently */
 
 /* Reserve size bytes for a growable arena: at a hint with room above it, or
  * anywhere.  NULL when not even that works. */
@@ -118,6 +136,7 @@ int arena_grow_locked(void) {
         int rc = os_reserve_at((void *)(pool.base + (have << SEGPOOL_REGION_SHIFT)), piece << SEGPOOL_REGION_SHIFT);
         if (rc == 0) {
             pool.region_count = have + piece;
+            arena_set_claim_count(pool.region_count);
             /* Published only now that the range is mapped: a pointer is the
              * pool's once it is below pool.size. */
             __atomic_store_n(&pool.size, pool.region_count << SEGPOOL_REGION_SHIFT, __ATOMIC_RELEASE);
@@ -137,7 +156,8 @@ static void arena_release_tail_locked(size_t keep, size_t spare) {
     size_t old = pool.region_count;
     for (size_t i = keep; i < old; i++) {
         region_t *r = &pool.regions[i];
-        if (r->state == REGION_COMMITTED) pool.regions_committed--; /* prefaulted, never used */
+        if (r->state == REGION_COMMITTED) /* prefaulted, never used */
+            __atomic_sub_fetch(&pool.regions_committed, 1, __ATOMIC_RELAXED);
         r->state = REGION_RESERVED;
         r->huge = 0;
     }
@@ -152,8 +172,14 @@ int arena_give_back(size_t want) {
     uint64_t limit = os_as_limit();
     if (limit == UINT64_MAX || want > limit) return -1;
     int rc = -1;
-    pthread_mutex_lock(&pool.lock);
-    size_t keep = pool.regions_fresh;
+    pthread_mutex_lock(&pool.arena_lock);
+    /* No region can be claimed from here on: the count is set to the fresh
+     * index, in the word claims compare against. */
+    uint64_t claim = atomic_load(&pool.regions_claim);
+    while (!atomic_compare_exchange_weak(&pool.regions_claim, &claim,
+                                         pool_claim_make(pool_claim_fresh(claim), pool_claim_fresh(claim)))) {
+    }
+    size_t keep = pool_claim_fresh(claim);
     if (keep < pool.region_count) {
         uint64_t tail = (uint64_t)(pool.region_count - keep) << SEGPOOL_REGION_SHIFT;
         uint64_t vm = os_vm_size();
@@ -166,7 +192,8 @@ int arena_give_back(size_t want) {
             rc = 0;
         }
     }
-    pthread_mutex_unlock(&pool.lock);
+    arena_set_claim_count(pool.region_count);
+    pthread_mutex_unlock(&pool.arena_lock);
     return rc;
 }
 
@@ -180,23 +207,27 @@ static int arena_within_limit(void) {
     uint64_t limit = os_as_limit();
     if (limit == UINT64_MAX) return 1;
     uint64_t now = os_now_ms();
-    if (arena_refused && now - arena_refused_ms < 10) return 0;
+    if (__atomic_load_n(&arena_refused, __ATOMIC_RELAXED) &&
+        now - __atomic_load_n(&arena_refused_ms, __ATOMIC_RELAXED) < 10)
+        return 0;
     uint64_t vm = os_vm_size();
     if (vm == 0) return 1;
-    uint64_t mapped = (uint64_t)pool.region_count << SEGPOOL_REGION_SHIFT;
-    uint64_t committed = (uint64_t)pool.regions_committed << SEGPOOL_REGION_SHIFT;
+    uint64_t mapped = (uint64_t)pool_claim_count(atomic_load(&pool.regions_claim)) << SEGPOOL_REGION_SHIFT;
+    uint64_t committed = (uint64_t)__atomic_load_n(&pool.regions_committed, __ATOMIC_RELAXED) << SEGPOOL_REGION_SHIFT;
     uint64_t idle = mapped > committed ? mapped - committed : 0;
     uint64_t used = vm > idle ? vm - idle : 0;
-    arena_refused = used + SEGPOOL_REGION_SIZE > limit;
-    if (arena_refused) arena_refused_ms = now;
-    return !arena_refused;
+    int refused = used + SEGPOOL_REGION_SIZE > limit;
+    if (refused) __atomic_store_n(&arena_refused_ms, now, __ATOMIC_RELAXED);
+    __atomic_store_n(&arena_refused, refused, __ATOMIC_RELAXED);
+    return !refused;
 }
 
 int arena_commit_region(region_t *r) {
     uint8_t *start = arena_region_start(r);
     if (r->state == REGION_COMMITTED) return 0; /* writable already */
     if (!arena_within_limit()) return -1;
-    int kind = pool.huge_kind == 2 ? 2 : r->huge_wanted ? pool.huge_kind : 0; /* see segment.c: two kinds */
+    int mode = arena_huge_kind();
+    int kind = mode == 2 ? 2 : r->huge_wanted ? mode : 0; /* see segment.c: two kinds */
     if (kind == 2) {
         if (os_commit_hugetlb(start, SEGPOOL_REGION_SIZE) == 0) {
             r->huge = 2;
@@ -204,10 +235,10 @@ int arena_commit_region(region_t *r) {
         }
         arena_degrade(os_thp_available() ? 1 : 0, os_thp_available() ? "thp" : "off",
                       "hugetlb: no reserved 2 MiB page left (vm.nr_hugepages)");
-        kind = pool.huge_kind;
+        kind = arena_huge_kind();
     }
     if (os_commit(start, SEGPOOL_REGION_SIZE) != 0) return -1;
-    if (kind == 1 && pool.huge_kind == 1) {
+    if (kind == 1 && arena_huge_kind() == 1) {
         if (os_advise_huge(start, SEGPOOL_REGION_SIZE, 1) == 0) {
             r->huge = 1;
             return 0;

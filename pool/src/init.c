@@ -157,6 +157,7 @@ static int pool_setup(void) {
     pool.region_count = pool.region_max;
     if (segment_pool_init() != 0) return -1;
     pool.region_count = usable;
+    atomic_store(&pool.regions_claim, pool_claim_make(0, usable));
     unsigned max_slab = pool.region_segments < SEGPOOL_MAX_SLAB ? (unsigned)pool.region_segments : SEGPOOL_MAX_SLAB;
     sizeclass_init(pool.segment_size, max_slab);
     pool_choose_hugepages();

@@ -151,6 +151,7 @@ typedef enum region_state_e {
     REGION_COMMITTED,    /* readable, writable, possibly resident */
     REGION_PURGING,      /* being given back; on no list */
     REGION_PURGED,       /* given back (decommitted): no RSS, committed again on reuse */
+    REGION_COMMITTING,   /* being committed, with no lock held; on no list */
 } region_state_t;
 
 typedef struct region_s {
@@ -159,7 +160,7 @@ typedef struct region_s {
     uint8_t state;                                      /* region_state_t */
     uint8_t huge;                                       /* 2 = hugetlb, 1 = THP advised, 0 = 4 KiB */
     uint8_t huge_wanted;                                /* the kind its next commit gives it: 1 huge, 0 small */
-    uint8_t pad[1];
+    uint8_t shard;                                      /* the segment shard whose lists it is on (segment.c) */
     struct region_s *next, *prev; /* bin list, empty list, or purged stack */
     uint64_t freed_at_ms;         /* when it became wholly free (empty list) */
 } region_t;
