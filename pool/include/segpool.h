@@ -138,7 +138,7 @@ typedef struct segpool_stats_s {
     size_t segments_in_use;       /* holding blocks, or handed out whole */
     size_t segments_cached;       /* whole free segments in thread caches */
     size_t segments_free;         /* in the global pool */
-    size_t segments_peak;         /* peak of in_use + cached */
+    size_t segments_peak;         /* peak of in_use + cached (sum of the shards' peaks, at most capacity) */
     size_t segments_user;         /* handed out by segpool_segment_request/local pools */
 
     /* regions (2 MiB) */
