@@ -70,6 +70,7 @@ static void pool_verbose(int rc) {
     } else {
         in_force.pool_size = (int64_t)pool.size;
         in_force.hugepages = pool_hugepages_in_force();
+        in_force.shards = (int64_t)pool.shard_count;
     }
     text_str(&t, "segshim: configuration in force:\n");
     t.len += config_format_lines(&in_force, &pool.config, "segshim: ", buf + t.len, sizeof buf - t.len);
