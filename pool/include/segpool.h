@@ -138,7 +138,7 @@ typedef struct segpool_stats_s {
     size_t segments_in_use;       /* holding blocks, or handed out whole */
     size_t segments_cached;       /* whole free segments in thread caches */
     size_t segments_free;         /* in the global pool */
-    size_t segments_peak;         /* peak of in_use + cached */
+    size_t segments_peak;         /* peak of in_use + cached (sum of the shards' peaks, at most capacity) */
     size_t segments_user;         /* handed out by segpool_segment_request/local pools */
 
     /* regions (2 MiB) */
@@ -166,6 +166,11 @@ typedef struct segpool_stats_s {
 
     unsigned threads_live;
     unsigned threads_total;
+
+    /* contention of the segment pool's shard locks, all shards together */
+    unsigned pool_shards;         /* SEGSHIM_SHARDS in force */
+    uint64_t pool_lock_acquired;  /* times a shard lock was taken */
+    uint64_t pool_lock_contended; /* of which it was held by another thread first */
 
     /* the process, so that the files of many processes can be told apart */
     int pid;

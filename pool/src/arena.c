@@ -21,10 +21,14 @@
  * back (arena_give_back); and every commit checks the limit as it is now, so
  * one lowered after start-up holds.
  *
- * Callers hold pool.lock for arena_commit_region and arena_grow_locked
- * (arena_give_back takes it); arena_purge_region is called without it, on a
- * region that is on no list (REGION_PURGING).
+ * Locks: arena_commit_region and arena_purge_region run with no lock held,
+ * on a region that is on no list (REGION_COMMITTING, REGION_PURGING), so
+ * several run at once; pool.arena_lock guards growth (arena_grow_locked's
+ * callers hold it), give-back and the huge-page mode's degradation.  The
+ * region count changes in pool.regions_claim, beside the fresh index that
+ * segment.c claims from without a lock.
  */
+#include <stdatomic.h>
 #include <string.h>
 
 #include "os.h"
@@ -39,8 +43,11 @@ static const char *arena_page_kind_name(page_kind_t kind) {
     return kind == PAGES_HUGETLB ? "hugetlb" : kind == PAGES_THP ? "thp" : "off";
 }
 
+static page_kind_t arena_page_kind(void) { return __atomic_load_n(&pool.page_kind, __ATOMIC_RELAXED); }
+
+/* Start-up, or with pool.arena_lock held. */
 void arena_set_page_kind(page_kind_t kind, const char *why) {
-    pool.page_kind = kind;
+    __atomic_store_n(&pool.page_kind, kind, __ATOMIC_RELAXED);
     pool.hugepage_mode = arena_page_kind_name(kind);
     if (why == NULL) return;
     size_t n = strlen(why);
@@ -49,9 +56,20 @@ void arena_set_page_kind(page_kind_t kind, const char *why) {
     pool.hugepage_note[n] = '\0';
 }
 
-/* A commit of kind failed: new regions get kind at best from now on. */
+/* Set the region count in pool.regions_claim, keeping the fresh index that
+ * claims may move meanwhile. */
+static void arena_set_claim_count(size_t count) {
+    uint64_t claim = atomic_load(&pool.regions_claim);
+    while (!atomic_compare_exchange_weak(&pool.regions_claim, &claim, pool_claim_make(pool_claim_fresh(claim), count))) {
+    }
+}
+
+/* A commit of kind failed: new regions get kind at best from now on.
+ * Commits run concurrently: the first to degrade the mode names the reason. */
 static void arena_degrade(page_kind_t kind, const char *why) {
-    if (pool.page_kind > kind) arena_set_page_kind(kind, why);
+    pthread_mutex_lock(&pool.arena_lock);
+    if (arena_page_kind() > kind) arena_set_page_kind(kind, why);
+    pthread_mutex_unlock(&pool.arena_lock);
 }
 
 /* Under a finite RLIMIT_AS the arena starts small and grows in pieces, placed
@@ -69,8 +87,8 @@ static void arena_degrade(page_kind_t kind, const char *why) {
 #define ARENA_REFUSED_MS 10  /* a commit refused for RLIMIT_AS is not retried sooner */
 
 static size_t arena_piece_max;  /* regions added at most per growth */
-static uint64_t arena_refused_ms; /* when a commit was last refused for RLIMIT_AS */
-static int arena_refused;
+static uint64_t arena_refused_ms; /* when a commit was last refused for RLIMIT_AS (relaxed atomic) */
+static int arena_refused;         /* relaxed atomic: commits run concurrently */
 
 /* Reserve size bytes for a growable arena: at a hint with room above it, or
  * anywhere.  NULL when not even that works. */
@@ -132,6 +150,7 @@ int arena_grow_locked(void) {
         int rc = os_reserve_at((void *)(pool.base + (have << SEGPOOL_REGION_SHIFT)), piece << SEGPOOL_REGION_SHIFT);
         if (rc == 0) {
             pool.region_count = have + piece;
+            arena_set_claim_count(pool.region_count);
             /* Published only now that the range is mapped: a pointer is the
              * pool's once it is below pool.size. */
             __atomic_store_n(&pool.size, pool.region_count << SEGPOOL_REGION_SHIFT, __ATOMIC_RELEASE);
@@ -151,7 +170,8 @@ static void arena_release_tail_locked(size_t keep, size_t spare) {
     size_t old = pool.region_count;
     for (size_t i = keep; i < old; i++) {
         region_t *r = &pool.regions[i];
-        if (r->state == REGION_COMMITTED) pool.regions_committed--; /* prefaulted, never used */
+        if (r->state == REGION_COMMITTED) /* prefaulted, never used */
+            __atomic_sub_fetch(&pool.regions_committed, 1, __ATOMIC_RELAXED);
         r->state = REGION_RESERVED;
         r->pages = PAGES_SMALL;
     }
@@ -166,8 +186,14 @@ int arena_give_back(size_t want) {
     uint64_t limit = os_as_limit();
     if (limit == UINT64_MAX || want > limit) return -1;
     int rc = -1;
-    pthread_mutex_lock(&pool.lock);
-    size_t keep = pool.regions_fresh;
+    pthread_mutex_lock(&pool.arena_lock);
+    /* No region can be claimed from here on: the count is set to the fresh
+     * index, in the word claims compare against. */
+    uint64_t claim = atomic_load(&pool.regions_claim);
+    while (!atomic_compare_exchange_weak(&pool.regions_claim, &claim,
+                                         pool_claim_make(pool_claim_fresh(claim), pool_claim_fresh(claim)))) {
+    }
+    size_t keep = pool_claim_fresh(claim);
     if (keep < pool.region_count) {
         uint64_t tail = (uint64_t)(pool.region_count - keep) << SEGPOOL_REGION_SHIFT;
         uint64_t vm = os_vm_size();
@@ -180,7 +206,8 @@ int arena_give_back(size_t want) {
             rc = 0;
         }
     }
-    pthread_mutex_unlock(&pool.lock);
+    arena_set_claim_count(pool.region_count);
+    pthread_mutex_unlock(&pool.arena_lock);
     return rc;
 }
 
@@ -194,16 +221,19 @@ static int arena_within_limit(void) {
     uint64_t limit = os_as_limit();
     if (limit == UINT64_MAX) return 1;
     uint64_t now = os_now_ms();
-    if (arena_refused && now - arena_refused_ms < ARENA_REFUSED_MS) return 0;
+    if (__atomic_load_n(&arena_refused, __ATOMIC_RELAXED) &&
+        now - __atomic_load_n(&arena_refused_ms, __ATOMIC_RELAXED) < ARENA_REFUSED_MS)
+        return 0;
     uint64_t vm = os_vm_size();
     if (vm == 0) return 1;
-    uint64_t mapped = (uint64_t)pool.region_count << SEGPOOL_REGION_SHIFT;
-    uint64_t committed = (uint64_t)pool.regions_committed << SEGPOOL_REGION_SHIFT;
+    uint64_t mapped = (uint64_t)pool_claim_count(atomic_load(&pool.regions_claim)) << SEGPOOL_REGION_SHIFT;
+    uint64_t committed = (uint64_t)__atomic_load_n(&pool.regions_committed, __ATOMIC_RELAXED) << SEGPOOL_REGION_SHIFT;
     uint64_t idle = mapped > committed ? mapped - committed : 0;
     uint64_t used = vm > idle ? vm - idle : 0;
-    arena_refused = used + SEGPOOL_REGION_SIZE > limit;
-    if (arena_refused) arena_refused_ms = now;
-    return !arena_refused;
+    int refused = used + SEGPOOL_REGION_SIZE > limit;
+    if (refused) __atomic_store_n(&arena_refused_ms, now, __ATOMIC_RELAXED);
+    __atomic_store_n(&arena_refused, refused, __ATOMIC_RELAXED);
+    return !refused;
 }
 
 int arena_commit_region(region_t *r) {
@@ -212,17 +242,18 @@ int arena_commit_region(region_t *r) {
     if (!arena_within_limit()) return -1;
     /* With hugetlb every region is huge; otherwise the region's kind says
      * (segment.c). */
-    page_kind_t kind = pool.page_kind == PAGES_HUGETLB || r->huge_wanted ? pool.page_kind : PAGES_SMALL;
+    page_kind_t mode = arena_page_kind();
+    page_kind_t kind = mode == PAGES_HUGETLB || r->huge_wanted ? mode : PAGES_SMALL;
     if (kind == PAGES_HUGETLB) {
         if (os_commit_hugetlb(start, SEGPOOL_REGION_SIZE) == 0) {
             r->pages = PAGES_HUGETLB;
             return 0;
         }
         arena_degrade(os_thp_available() ? PAGES_THP : PAGES_SMALL, "hugetlb: no reserved 2 MiB page left (vm.nr_hugepages)");
-        kind = pool.page_kind;
+        kind = arena_page_kind();
     }
     if (os_commit(start, SEGPOOL_REGION_SIZE) != 0) return -1;
-    if (kind == PAGES_THP && pool.page_kind == PAGES_THP) {
+    if (kind == PAGES_THP && arena_page_kind() == PAGES_THP) {
         if (os_advise_huge(start, SEGPOOL_REGION_SIZE, 1) == 0) {
             r->pages = PAGES_THP;
             return 0;

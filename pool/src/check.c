@@ -155,26 +155,27 @@ static int check_region_committed(const region_t *r) {
     return r->state == REGION_COMMITTED || r->state == REGION_PURGING;
 }
 
-/* r is one of p's regions. */
+/* r is one of p's regions ever handed to a shard. */
 static void check_region_in(const pool_t *p, const region_t *r) {
-    CHECK_THAT(r >= p->regions && r < p->regions + p->regions_fresh);
+    CHECK_THAT(r >= p->regions && r < p->regions + pool_claim_fresh(p->regions_claim));
 }
 
-/* Walk the bins of p: each list linked both ways, its regions committed, of
- * the bin's kind and free count; a bin's bit set iff it holds a region.
- * Returns the regions on them. */
-static size_t check_bins(const pool_t *p) {
-    size_t on_bins = 0;
+/* Walk the bins of shard sh (number i): each list linked both ways, its
+ * regions committed, of the shard, of the bin's kind and free count; a bin's
+ * bit set iff it holds a region.  Returns the regions on them. */
+static size_t check_bins(const pool_t *p, const segment_shard_t *sh, unsigned i) {
+    size_t on_bins = 0, fresh = pool_claim_fresh(p->regions_claim);
     for (unsigned kind = 0; kind < POOL_REGION_KINDS; kind++) {
         for (size_t k = 0; k < SEGPOOL_MAX_REGION_SEGMENTS; k++) {
-            int bit = (p->bins_nonempty[kind][k / 64] >> (k % 64)) & 1;
-            CHECK_THAT(bit == (p->bins[kind][k] != NULL));
-            CHECK_THAT(p->bins[kind][k] == NULL || (k > 0 && k < p->region_segments));
+            int bit = (sh->bins_nonempty[kind][k / 64] >> (k % 64)) & 1;
+            CHECK_THAT(bit == (sh->bins[kind][k] != NULL));
+            CHECK_THAT(sh->bins[kind][k] == NULL || (k > 0 && k < p->region_segments));
             const region_t *prev = NULL;
-            for (const region_t *r = p->bins[kind][k]; r != NULL; prev = r, r = r->next) {
+            for (const region_t *r = sh->bins[kind][k]; r != NULL; prev = r, r = r->next) {
                 check_region_in(p, r);
-                CHECK_THAT(++on_bins <= p->regions_fresh);
+                CHECK_THAT(++on_bins <= fresh);
                 CHECK_THAT(r->prev == prev);
+                CHECK_THAT(r->shard == i);
                 CHECK_THAT(r->free_count == k);
                 CHECK_THAT(r->state == REGION_COMMITTED);
                 CHECK_THAT((r->pages != PAGES_SMALL) == (kind == POOL_REGION_HUGE));
@@ -184,12 +185,38 @@ static size_t check_bins(const pool_t *p) {
     return on_bins;
 }
 
+/* Shard i's free-region list and purged stack; returns the regions on the
+ * free-region list. */
+static size_t check_shard_free(const pool_t *p, const segment_shard_t *sh, unsigned i) {
+    size_t per = p->region_segments, fresh = pool_claim_fresh(p->regions_claim), listed = 0, purged = 0;
+    const region_t *prev = NULL;
+    for (const region_t *r = sh->free_regions_head; r != NULL; prev = r, r = r->next) {
+        check_region_in(p, r);
+        CHECK_THAT(++listed <= fresh);
+        CHECK_THAT(r->prev == prev);
+        CHECK_THAT(r->shard == i);
+        CHECK_THAT(r->free_count == per);
+        CHECK_THAT(r->state == REGION_COMMITTED);
+    }
+    CHECK_THAT(sh->free_regions_tail == prev);
+    CHECK_THAT(listed == sh->free_regions_count);
+    for (const region_t *r = sh->purged; r != NULL; r = r->next) {
+        check_region_in(p, r);
+        CHECK_THAT(++purged <= fresh);
+        CHECK_THAT(r->state == REGION_PURGED);
+        CHECK_THAT(r->free_count == per);
+    }
+    return listed;
+}
+
+/* p's state, every shard's lock held and no region in transit (a region
+ * being committed, purged or moved is on no list). */
 void check_pool_state(const pool_t *p) {
-    size_t per = p->region_segments;
-    CHECK_THAT(p->regions_fresh <= p->region_count && p->region_count <= p->region_max);
+    size_t per = p->region_segments, fresh = pool_claim_fresh(p->regions_claim);
+    CHECK_THAT(fresh <= p->region_count && p->region_count <= p->region_max);
     size_t committed = 0, out = 0, partly = 0, wholly = 0;
     for (size_t i = 0; i < p->region_count; i++) committed += check_region_committed(&p->regions[i]);
-    for (size_t i = 0; i < p->regions_fresh; i++) {
+    for (size_t i = 0; i < fresh; i++) {
         const region_t *r = &p->regions[i];
         CHECK_THAT(r->free_count <= per);
         CHECK_THAT(check_popcount(r) == r->free_count);
@@ -198,39 +225,24 @@ void check_pool_state(const pool_t *p) {
         if (r->free_count == per) wholly++;
         else if (r->free_count > 0) partly++;
     }
-    CHECK_THAT(check_bins(p) == partly);
-
-    size_t listed = 0;
-    const region_t *prev = NULL;
-    for (const region_t *r = p->free_regions_head; r != NULL; prev = r, r = r->next) {
-        check_region_in(p, r);
-        CHECK_THAT(++listed <= p->regions_fresh);
-        CHECK_THAT(r->prev == prev);
-        CHECK_THAT(r->free_count == per);
-        CHECK_THAT(r->state == REGION_COMMITTED);
+    size_t on_bins = 0, listed = 0, shard_out = 0;
+    for (unsigned i = 0; i < p->shard_count; i++) {
+        const segment_shard_t *sh = &p->shards[i];
+        on_bins += check_bins(p, sh, i);
+        listed += check_shard_free(p, sh, i);
+        shard_out += sh->segments_out;
     }
-    CHECK_THAT(p->free_regions_tail == prev);
-    CHECK_THAT(listed == p->free_regions_count);
+    CHECK_THAT(on_bins == partly);
     CHECK_THAT(listed == wholly);
-
-    size_t purged = 0;
-    for (const region_t *r = p->purged; r != NULL; r = r->next) {
-        check_region_in(p, r);
-        CHECK_THAT(++purged <= p->regions_fresh);
-        CHECK_THAT(r->state == REGION_PURGED);
-        CHECK_THAT(r->free_count == per);
-    }
-
-    CHECK_THAT(out == p->segments_out);
-    CHECK_THAT(__atomic_load_n(&p->segments_user, __ATOMIC_RELAXED) <= p->segments_out);
-    CHECK_THAT(p->segments_out <= p->segments_peak);
+    CHECK_THAT(out == shard_out);
+    CHECK_THAT(__atomic_load_n(&p->segments_user, __ATOMIC_RELAXED) <= shard_out);
     CHECK_THAT(committed == p->regions_committed);
     CHECK_THAT(p->regions_committed <= p->regions_peak);
 }
 
 void check_pool(void) {
     if (!pool_ready()) return;
-    lock_acquire(&pool.lock);
-    check_pool_state(&pool);
-    lock_release(&pool.lock);
+    segment_fork_prepare(); /* every shard lock and the arena lock */
+    if (atomic_load(&pool.moves_started) == atomic_load(&pool.moves_finished)) check_pool_state(&pool);
+    segment_fork_parent();
 }

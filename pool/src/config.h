@@ -54,6 +54,7 @@ typedef enum hugepage_mode_e { HUGEPAGES_AUTO, HUGEPAGES_THP, HUGEPAGES_HUGETLB,
     X(TCACHE, tcache, CONFIG_INT, 128, 0, 1024, "whole free segments a thread keeps (0 disables)")             \
     X(DECAY_MS, decay_ms, CONFIG_INT, 1000, -1, 3600000, "ms a wholly free region stays before it is returned (-1 never)") \
     X(RETAIN, retain, CONFIG_SIZE, 32 * CONFIG_MIB, 0, 64 * CONFIG_TIB, "bytes of wholly free regions kept for reuse; past it they are returned at once") \
+    X(SHARDS, shards, CONFIG_INT, 0, 0, 64, "segment pool shards, each with its own lock (0: one per 8 CPUs)") \
     X(STATS, stats, CONFIG_STATS, CONFIG_STATS_OFF, 0, 2,                                                       \
       "1: statistics on stderr at exit; a path (%p: the pid): JSON written there")                          \
     X(STATS_SIGNAL, stats_signal, CONFIG_SIGNAL, 0, 0, 64,                                                   \

@@ -28,7 +28,7 @@
  * block (heap_suspect_t, from a metadata chunk): nothing is dropped, however
  * many there are.  Data that merely equals the tag costs one decode.
  *
- * Lock order: pool.heaps_lock -> heap_t.lock -> pool.lock.
+ * Lock order: pool.heaps_lock -> heap_t.lock -> a pool shard's lock.
  */
 #include <string.h>
 
@@ -618,14 +618,14 @@ void heap_fork_prepare(void) {
     pthread_mutex_lock(&pool.heaps_lock);
     for (heap_t *h = pool.heaps; h; h = h->next_heap) pthread_mutex_lock(&h->lock);
     pthread_mutex_lock(&heap_note_lock);
-    pthread_mutex_lock(&pool.lock);
+    segment_fork_prepare();
     tls_fork_locked = 1;
 }
 
 void heap_fork_parent(void) {
     if (--tls_fork_depth != 0 || !tls_fork_locked) return;
     tls_fork_locked = 0;
-    pthread_mutex_unlock(&pool.lock);
+    segment_fork_parent();
     pthread_mutex_unlock(&heap_note_lock);
     for (heap_t *h = pool.heaps; h; h = h->next_heap) pthread_mutex_unlock(&h->lock);
     pthread_mutex_unlock(&pool.heaps_lock);
@@ -661,7 +661,7 @@ void heap_fork_child(void) {
      * that is gone here: no segment may still name one.  The side table is
      * walked, not the orphans' lists, which may have been caught mid-update. */
     if (orphans) {
-        size_t end = pool.regions_fresh * pool.region_segments;
+        size_t end = pool_regions_fresh() * pool.region_segments;
         for (size_t i = 0; i < end; i++) {
             segment_t *s = &pool.segments[i];
             if (s->owner && s->heap && s->heap->state == HEAP_ORPHAN) alloc_set_owner(s, 0);

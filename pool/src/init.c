@@ -73,6 +73,7 @@ static void pool_verbose(int rc) {
     } else {
         in_force.pool_size = (int64_t)pool.size;
         in_force.hugepages = pool_hugepages_in_force();
+        in_force.shards = (int64_t)pool.shard_count;
     }
     text_str(&t, "segshim: configuration in force:\n");
     t.len += config_format_lines(&in_force, &pool.config, "segshim: ", buf + t.len, sizeof buf - t.len);
@@ -136,6 +137,7 @@ static int pool_setup(void) {
     pool.region_count = pool.region_max;
     if (segment_pool_init() != 0) return -1;
     pool.region_count = usable;
+    atomic_store(&pool.regions_claim, pool_claim_make(0, usable));
     unsigned max_slab = pool.region_segments < SEGPOOL_MAX_SLAB ? (unsigned)pool.region_segments : SEGPOOL_MAX_SLAB;
     sizeclass_init(pool.segment_size, max_slab);
     pool_choose_hugepages();

@@ -10,7 +10,7 @@
  * recycle wakes one waiter; a segment beyond `min` with nobody waiting goes
  * back to the global pool.
  *
- * Lock order: a local pool's lock -> pool.lock (through segment_*).
+ * Lock order: a local pool's lock -> a pool shard's lock (through segment_*).
  */
 #include <errno.h>
 #include <string.h>

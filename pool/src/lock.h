@@ -6,7 +6,7 @@
  * is inside one of the allocator's locked slow paths: glibc's malloc may
  * crash there, and a plain mutex would hang the program for ever.  Each
  * thread keeps the few locks it holds (at most LOCK_HELD_MAX: the deepest
- * nesting is pool.heaps_lock -> heap lock -> pool.lock); taking one of them
+ * nesting is pool.heaps_lock -> heap lock -> a pool shard's lock); taking one of them
  * again aborts with "segshim: malloc(): re-entered from a signal handler".
  * Only slow paths take locks, so the bookkeeping costs the fast paths nothing.
  *
@@ -31,13 +31,48 @@ extern SEGPOOL_TLS lock_held_t tls_locks_held SEGPOOL_HIDDEN;
 
 SEGPOOL_COLD __attribute__((noreturn)) void lock_reentered(pthread_mutex_t *m);
 
-static inline void lock_acquire(pthread_mutex_t *m) {
+/* Contention of one lock (or of a family of locks, one counter each): how
+ * often it was taken, and how often of those its first try failed and the
+ * thread may have slept.  The counters are written only by the holder of the
+ * lock they count, so they cost no atomic operation and share the lock's
+ * cache line traffic; readers (statistics) take the lock or read racily. */
+typedef struct lock_count_s {
+    uint64_t acquired;
+    uint64_t contended;
+} lock_count_t;
+
+static inline void lock_note_held(lock_held_t *t, pthread_mutex_t *m) {
+    if (t->count < LOCK_HELD_MAX) t->held[t->count] = m;
+    t->count++;
+}
+
+/* Take m, counting in c (NULL: not counted).  A trylock first tells a
+ * contended acquisition from a free one at no extra cost when it is free. */
+static inline void lock_acquire_counted(pthread_mutex_t *m, lock_count_t *c) {
     lock_held_t *t = &tls_locks_held;
     for (unsigned i = 0; i < t->count && i < LOCK_HELD_MAX; i++)
         if (unlikely(t->held[i] == m)) lock_reentered(m);
-    pthread_mutex_lock(m);
-    if (t->count < LOCK_HELD_MAX) t->held[t->count] = m;
-    t->count++;
+    int contended = pthread_mutex_trylock(m) != 0;
+    if (contended) pthread_mutex_lock(m);
+    if (c) {
+        c->acquired++;
+        c->contended += (uint64_t)contended;
+    }
+    lock_note_held(t, m);
+}
+
+static inline void lock_acquire(pthread_mutex_t *m) { lock_acquire_counted(m, NULL); }
+
+/* Take m only if it is free now: 1 when taken (counted in c), 0 when busy.
+ * A held lock of the calling thread counts as busy (never re-entered). */
+static inline int lock_try_counted(pthread_mutex_t *m, lock_count_t *c) {
+    lock_held_t *t = &tls_locks_held;
+    for (unsigned i = 0; i < t->count && i < LOCK_HELD_MAX; i++)
+        if (t->held[i] == m) return 0;
+    if (pthread_mutex_trylock(m) != 0) return 0;
+    if (c) c->acquired++;
+    lock_note_held(t, m);
+    return 1;
 }
 
 static inline void lock_release(pthread_mutex_t *m) {

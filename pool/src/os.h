@@ -58,6 +58,9 @@ uint64_t os_now_ms(void);                /* monotonic, coarse */
 int os_is_secure(void);                  /* AT_SECURE: set-uid or similar */
 uint64_t os_random(void);
 size_t os_peak_rss(void);                /* bytes, VmHWM of /proc/self/status; 0 unknown */
+unsigned os_cpu_count(void);             /* CPUs of the affinity mask at the call, at least 1 */
+unsigned os_cpu_ids(void);               /* configured CPUs: CPU numbers are below it */
+unsigned os_cpu_current(void);           /* the CPU the caller runs on (sched_getcpu), 0 unknown */
 
 /* Resident bytes of [addr, addr+size) from /proc/self/smaps: rss counts 4 KiB,
  * THP and hugetlb pages; huge counts AnonHugePages and hugetlb pages.

@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/auxv.h>
@@ -167,6 +168,33 @@ uint64_t os_physical_memory(void) {
 }
 
 /* Read a small file into buf (NUL-terminated); returns its length or -1. */
+/* CPUs this process may run on at start-up (its affinity mask; the online
+ * count when that cannot be read), at least 1. */
+unsigned os_cpu_count(void) {
+    int saved = errno;
+    cpu_set_t set;
+    long n = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : sysconf(_SC_NPROCESSORS_ONLN);
+    errno = saved;
+    return n > 0 ? (unsigned)n : 1u;
+}
+
+/* Highest CPU number + 1 that the kernel may report (configured CPUs). */
+unsigned os_cpu_ids(void) {
+    int saved = errno;
+    long n = sysconf(_SC_NPROCESSORS_CONF);
+    errno = saved;
+    return n > 0 ? (unsigned)n : 1u;
+}
+
+/* The CPU the caller runs on now: glibc reads it from rseq without a system
+ * call where the kernel has rseq (the vDSO getcpu otherwise); 0 unknown. */
+unsigned os_cpu_current(void) {
+    int saved = errno;
+    int cpu = sched_getcpu();
+    errno = saved;
+    return cpu > 0 ? (unsigned)cpu : 0u;
+}
+
 static ssize_t os_read_small(const char *path, char *buf, size_t len) {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return -1;

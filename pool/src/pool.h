@@ -11,17 +11,21 @@
  * fallback.c calls segment.c and arena.c directly.
  * config, sizeclass and text are leaves; init.c wires the rest together.
  *
- * Lock order (outer first): pool.heaps_lock -> heap_t.lock -> pool.lock.
+ * Lock order (outer first): pool.heaps_lock -> heap_t.lock -> a pool shard's
+ * lock (segment_shard_t.lock; a thread holds at most one at a time).
  * pool.heaps_lock guards the heap list and heap adoption; a heap's lock is
- * taken only for a dead heap (its thread has exited); pool.lock guards the
- * global segment pool and the arena's regions.  No lock is held across a
- * call that may allocate.
+ * taken only for a dead heap (its thread has exited); a shard's lock guards
+ * its lists of regions (segment.c); pool.arena_lock, a leaf taken with no
+ * other pool lock held, guards the arena's growth and give-back and the
+ * huge-page mode (arena.c).  No lock is held across a call that may allocate
+ * nor across a system call that commits or purges a region.
  */
 #ifndef SEGPOOL_POOL_H
 #define SEGPOOL_POOL_H
 
 #include "config.h"
 #include "list.h"
+#include "lock.h"
 #include "types.h"
 
 #define POOL_NOTE_LEN 120 /* pool.hugepage_note, with its NUL */
@@ -57,22 +61,26 @@ typedef struct pool_s {
     char hugepage_note[POOL_NOTE_LEN]; /* why a mode degraded */
     page_kind_t page_kind;     /* the pages new regions get (degrades, never improves) */
 
-    /* The global segment pool (segment.c) and the regions (arena.c). */
-    pthread_mutex_t lock;
+    /* The global segment pool (segment.c), in shards, and the regions (arena.c). */
+    struct segment_shard_s *shards;
+    unsigned shard_count;
+    unsigned shard_cpus;           /* CPU numbers per shard: cpu / shard_cpus % shard_count */
     region_t *regions;
-    size_t regions_fresh;          /* regions [regions_fresh, region_count) never committed */
-    region_t *bins[POOL_REGION_KINDS][SEGPOOL_MAX_REGION_SEGMENTS]; /* bins[kind][k]: regions with k free segments, 0 < k < all */
-    uint64_t bins_nonempty[POOL_REGION_KINDS][SEGPOOL_MAX_REGION_SEGMENTS / 64];
-    region_t *free_regions_head, *free_regions_tail; /* the free-region list: committed, wholly free; head newest */
-    size_t free_regions_count;     /* on the free-region list */
-    size_t retain_regions;         /* at most this many stay there (segment_retain_update) */
+    /* regions_fresh | region_count << 32, changed by compare-and-swap only:
+     * regions [regions_fresh, region_count) were never handed to a shard.
+     * A fresh region is claimed with no lock; the arena's growth and give-back
+     * change the count in the same word, so no claim can race them. */
+    _Atomic uint64_t regions_claim;
+    pthread_mutex_t arena_lock;
+    size_t retain_regions;         /* wholly free regions kept, all shards (segment_retain_update) */
     uint64_t retain_checked_ms;    /* when the budget was last read */
-    region_t *purged;              /* given back, reusable */
-    size_t segments_out;           /* handed out of the global pool */
-    size_t segments_user;          /* of which handed out whole to the API */
-    size_t segments_peak;
+    /* Region events, rare: atomic read-modify-writes. */
     size_t regions_committed, regions_peak;
     uint64_t regions_purged;
+    /* Regions that left every list (to be committed, purged or moved to
+     * another shard) and came back: equal when none is in transit. */
+    _Atomic uint64_t moves_started, moves_finished;
+    size_t segments_user;          /* of which handed out whole to the API */
 
     /* Heaps (heap.c). */
     pthread_mutex_t heaps_lock;
@@ -85,6 +93,21 @@ typedef struct pool_s {
     _Atomic uint64_t large_sizes[SEGPOOL_STATS_SIZE_BINS];
     _Atomic uint64_t remote_frees_heapless; /* from threads that never allocated */
 } pool_t;
+
+/* One shard of the segment pool (segment.c), under its lock.  A region is on
+ * the lists of the shard it belongs to (region_t.shard): bins of partly used
+ * regions, the free-region list, the purged stack; segments_out counts the
+ * segments handed out of its regions. */
+typedef struct segment_shard_s {
+    pthread_mutex_t lock;
+    lock_count_t lock_count;
+    region_t *bins[POOL_REGION_KINDS][SEGPOOL_MAX_REGION_SEGMENTS]; /* bins[kind][k]: small/huge regions with k free segments, 0 < k < all */
+    uint64_t bins_nonempty[POOL_REGION_KINDS][SEGPOOL_MAX_REGION_SEGMENTS / 64];
+    region_t *free_regions_head, *free_regions_tail; /* the free-region list: committed, wholly free; head newest */
+    size_t free_regions_count;     /* on the free-region list; read by other shards without the lock */
+    region_t *purged;              /* given back, reusable */
+    size_t segments_out, segments_peak;
+} __attribute__((aligned(64))) segment_shard_t;
 
 extern pool_t pool SEGPOOL_HIDDEN;
 extern segment_t segment_none SEGPOOL_HIDDEN;
@@ -101,23 +124,33 @@ SEGPOOL_INLINE int pool_ready(void) { return __atomic_load_n(&pool.small_max, __
 
 /* arena.c: regions are committed on first use and purged whole. */
 int arena_init(size_t size);         /* reserve; may shrink size on failure */
-int arena_commit_region(region_t *r);
+int arena_commit_region(region_t *r);     /* with no shard lock held */
 int arena_purge_region(region_t *r);      /* 0, or -1: still resident */
 uint8_t *arena_region_start(const region_t *r);
 /* New regions get pages of kind (pool.page_kind, pool.hugepage_mode); why,
  * when not NULL, becomes pool.hugepage_note. */
 void arena_set_page_kind(page_kind_t kind, const char *why);
 void arena_prefault(size_t bytes);
-/* Map the next piece of the arena after region_count (pool.lock held, or
- * during start-up); 0 when region_count grew. */
+/* Map the next piece of the arena after region_count (pool.arena_lock held,
+ * or during start-up); 0 when region_count grew. */
 int arena_grow_locked(void);
 /* A glibc allocation of want bytes failed: under a finite RLIMIT_AS, unmap the
  * arena's never-used tail if that leaves room for it; 0 when something was
- * given back (worth a retry).  Takes pool.lock. */
+ * given back (worth a retry).  Takes pool.arena_lock. */
 int arena_give_back(size_t want);
 
-/* segment.c: the global segment pool.  Segments of a run are contiguous and
- * within one region; count is 1 except for slabs. */
+/* The fields of pool.regions_claim. */
+SEGPOOL_INLINE size_t pool_claim_fresh(uint64_t claim) { return (size_t)(claim & 0xffffffffu); }
+SEGPOOL_INLINE size_t pool_claim_count(uint64_t claim) { return (size_t)(claim >> 32); }
+SEGPOOL_INLINE uint64_t pool_claim_make(size_t fresh, size_t count) { return (uint64_t)fresh | (uint64_t)count << 32; }
+/* Regions ever handed to a shard: [0, this) may hold segments. */
+SEGPOOL_INLINE size_t pool_regions_fresh(void) {
+    return pool_claim_fresh(atomic_load_explicit(&pool.regions_claim, memory_order_acquire));
+}
+
+/* segment.c: the global segment pool, in shards.  Segments of a run are
+ * contiguous and within one region; count is 1 except for slabs.  The shard
+ * is the calling thread's CPU's (segment_shard_pin overrides it). */
 int segment_pool_init(void);
 segment_t *segment_request(unsigned count, int huge); /* huge: from a huge region (POOL_REGION_HUGE) */
 void segment_recycle(segment_t *s, unsigned count);
@@ -128,6 +161,12 @@ void segment_retain_update(void);    /* the budget of wholly free regions kept *
  * give back what is past it, so that memory the pool freed can serve it. */
 void segment_retain_poll(void);
 size_t segment_trim(void);           /* purge every wholly free region now; bytes given back */
+/* Sums over the shards, each read under its lock. */
+void segment_counts(size_t *out, size_t *peak, lock_count_t *locks);
+/* Tests: requests of the calling thread use shard (mod the count); -1: its CPU's. */
+void segment_shard_pin(int shard);
+void segment_fork_prepare(void);     /* take every shard lock and the arena lock */
+void segment_fork_parent(void);
 void segment_fork_child(void);
 
 SEGPOOL_INLINE size_t segment_index(const segment_t *s) { return (size_t)(s - pool.segments); }

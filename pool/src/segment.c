@@ -23,13 +23,32 @@
  *   3. the purged stack: given back to the OS, reusable without a syscall;
  *   4. never-used regions, in address order (committed on first use).
  *
- * All of it is guarded by pool.lock.
+ * Shards.  The pool is split into pool.shard_count shards (about one per 8
+ * CPUs, SEGSHIM_SHARDS), each with its own lock and its own lists above; a
+ * region is on the lists of one shard (region_t.shard), the one that
+ * committed it or, for a wholly free one, the one that stole it last.  A
+ * request goes to its CPU's shard (sched_getcpu at each request: glibc reads
+ * it from rseq, a load), takes 1-3 there and otherwise claims a never-used
+ * region (4) with one compare-and-swap on pool.regions_claim, no lock.  Only
+ * when all of that fails does it steal: partly used regions of other shards
+ * whose lock is free (trylock), then any shard's partly used, wholly free and
+ * purged regions (a wholly free one moves to the thief's shard), then the
+ * other kind's partly used ones.  NULL means no shard could serve: a request
+ * that found nothing while a region was off every list (being committed,
+ * purged or moved: pool.moves_started != moves_finished) looks again.
+ * A recycle goes to the shard of its segment's region.
+ *
+ * No lock is held across a system call: a region to commit or purge is taken
+ * off its lists first (REGION_COMMITTING, REGION_PURGING), the lock dropped,
+ * and the region put back under the lock afterwards.
  *
  * Giving memory back.  segshim has no thread of its own: memory goes back to
  * the OS from the allocator's own calls.  At most pool.retain_regions wholly
  * free regions stay committed (SEGSHIM_RETAIN, capped by a sixteenth of the
  * memory available: segment_retain_update); the region that comes free past
- * that budget sends the oldest back at once.  The ones within the budget go back once they have been free for
+ * that budget sends the oldest of its shard back at once.  A shard within
+ * its share of the budget (retain / shard_count) looks no further; one past
+ * it adds up the shards' counts (plain reads, no shared write).  The ones within the budget go back once they have been free for
  * SEGSHIM_DECAY_MS, checked on every request and recycle (and by
  * segpool_collect and malloc_trim).  A purge (decommit: the region's pages
  * are dropped and it stops being writable, so it no longer counts against
@@ -38,6 +57,7 @@
  * free made from inside glibc (a thread's exit, pthread_join) is safe.
  */
 #define _GNU_SOURCE
+#include <sched.h>
 #include <string.h>
 
 #include "invariants.h"
@@ -48,44 +68,89 @@
 /* Regions a request for a run of segments looks at in the bins before it
  * takes a wholly free one instead. */
 #define SEGMENT_RUN_SEARCH_MAX 64
+/* Times a request that found nothing looks again while regions are off every
+ * list; each is a full search after a sched_yield. */
+#define SEGMENT_RETRY_MAX 100
 
-/* ---- Region lists (pool.lock held) ------------------------------------------ */
+static SEGPOOL_TLS unsigned tls_shard_pin; /* shard + 1; 0: the CPU's */
+
+/* ---- Shards ------------------------------------------------------------------ */
+
+void segment_shard_pin(int shard) { tls_shard_pin = shard < 0 ? 0u : (unsigned)shard + 1; }
+
+static unsigned segment_home_index(void) {
+    unsigned n = pool.shard_count;
+    if (n == 1) return 0;
+    unsigned i = tls_shard_pin ? tls_shard_pin - 1 : os_cpu_current() / pool.shard_cpus;
+    return i % n;
+}
+
+static segment_shard_t *segment_region_shard(const region_t *r) {
+    return &pool.shards[__atomic_load_n(&r->shard, __ATOMIC_RELAXED)];
+}
+
+static void segment_shard_lock(segment_shard_t *sh) { lock_acquire_counted(&sh->lock, &sh->lock_count); }
+static int segment_shard_trylock(segment_shard_t *sh) { return lock_try_counted(&sh->lock, &sh->lock_count); }
+static void segment_shard_unlock(segment_shard_t *sh) { lock_release(&sh->lock); }
+
+/* A region leaves every list (with its shard's lock held, or before anyone
+ * can see it) and comes back: a search that saw neither end may have missed
+ * it (segment_request). */
+static void segment_move_start(void) { atomic_fetch_add_explicit(&pool.moves_started, 1, memory_order_acq_rel); }
+static void segment_move_end(void) { atomic_fetch_add_explicit(&pool.moves_finished, 1, memory_order_acq_rel); }
+
+static void segment_committed_add(long n) {
+    size_t now = __atomic_add_fetch(&pool.regions_committed, (size_t)n, __ATOMIC_RELAXED);
+    size_t peak = __atomic_load_n(&pool.regions_peak, __ATOMIC_RELAXED);
+    while (now > peak && !__atomic_compare_exchange_n(&pool.regions_peak, &peak, now, 1, __ATOMIC_RELAXED,
+                                                      __ATOMIC_RELAXED)) {
+    }
+}
+
+/* ---- Region lists (the shard's lock held) ------------------------------------------ */
 
 #define REGION_NEXT(r) ((r)->next)
 #define REGION_PREV(r) ((r)->prev)
 LIST_DEFINE(region_list, region_t, REGION_NEXT, REGION_PREV)
 
 /* The bins of r's kind: on huge pages or not. */
-static unsigned segment_region_kind(const region_t *r) { return r->pages != PAGES_SMALL ? POOL_REGION_HUGE : POOL_REGION_SMALL; }
+static unsigned segment_region_kind(const region_t *r) {
+    return r->pages != PAGES_SMALL ? POOL_REGION_HUGE : POOL_REGION_SMALL;
+}
+
+/* free_regions_count is read by other shards without the lock (the budget). */
+static void segment_free_regions_add(segment_shard_t *sh, long d) {
+    __atomic_store_n(&sh->free_regions_count, sh->free_regions_count + (size_t)d, __ATOMIC_RELAXED);
+}
 
 /* Put r on the list its free count says; a full region is on none. */
-static void segment_region_insert_locked(region_t *r) {
+static void segment_region_insert_locked(segment_shard_t *sh, region_t *r) {
     size_t k = r->free_count;
     if (k == 0) return;
     if (k == pool.region_segments) {
         r->freed_at_ms = os_now_ms();
-        region_list_push(&pool.free_regions_head, r);
-        if (!pool.free_regions_tail) pool.free_regions_tail = r;
-        pool.free_regions_count++;
+        region_list_push(&sh->free_regions_head, r);
+        if (!sh->free_regions_tail) sh->free_regions_tail = r;
+        segment_free_regions_add(sh, 1);
         return;
     }
     unsigned kind = segment_region_kind(r);
-    region_list_push(&pool.bins[kind][k], r);
-    pool.bins_nonempty[kind][k / 64] |= (uint64_t)1 << (k % 64);
+    region_list_push(&sh->bins[kind][k], r);
+    sh->bins_nonempty[kind][k / 64] |= (uint64_t)1 << (k % 64);
 }
 
-static void segment_region_remove_locked(region_t *r) {
+static void segment_region_remove_locked(segment_shard_t *sh, region_t *r) {
     size_t k = r->free_count;
     if (k == 0) return;
     if (k == pool.region_segments) {
-        if (pool.free_regions_tail == r) pool.free_regions_tail = r->prev;
-        region_list_remove(&pool.free_regions_head, r);
-        pool.free_regions_count--;
+        if (sh->free_regions_tail == r) sh->free_regions_tail = r->prev;
+        region_list_remove(&sh->free_regions_head, r);
+        segment_free_regions_add(sh, -1);
         return;
     }
     unsigned kind = segment_region_kind(r);
-    region_list_remove(&pool.bins[kind][k], r);
-    if (!pool.bins[kind][k]) pool.bins_nonempty[kind][k / 64] &= ~((uint64_t)1 << (k % 64));
+    region_list_remove(&sh->bins[kind][k], r);
+    if (!sh->bins[kind][k]) sh->bins_nonempty[kind][k / 64] &= ~((uint64_t)1 << (k % 64));
 }
 
 /* First free run of count segments in r, or -1. */
@@ -113,80 +178,124 @@ static void segment_mark(region_t *r, size_t first, unsigned count, int free) {
     }
 }
 
-/* ---- Purging ----------------------------------------------------------------- */
-
-/* Give r (wholly free, on the free-region list) back to the OS.  Drops and retakes
- * pool.lock around the system call.  If the OS refuses, r stays committed
- * and goes back on the free-region list, to be tried again after another decay. */
-static int segment_purge_locked(region_t *r) {
-    segment_region_remove_locked(r);
-    r->state = REGION_PURGING;
-    lock_release(&pool.lock);
-    int rc = arena_purge_region(r);
-    lock_acquire(&pool.lock);
-    if (rc != 0) {
-        r->state = REGION_COMMITTED;
-        segment_region_insert_locked(r); /* with a new timestamp */
-        return -1;
-    }
-    r->state = REGION_PURGED;
-    pool.regions_committed--;
-    region_list_push(&pool.purged, r);
-    pool.regions_purged++;
-    return 0;
+static void segment_mark_all_free(region_t *r) {
+    r->free_count = (uint32_t)pool.region_segments;
+    memset(r->free_map, 0, sizeof r->free_map);
+    segment_mark(r, 0, (unsigned)pool.region_segments, 1);
 }
 
-/* Purge the wholly free regions past the retention budget, and those that
+/* ---- Purging ----------------------------------------------------------------- */
+
+/* Give r (wholly free, on sh's free-region list) back to the OS.  Drops and retakes
+ * sh's lock around the system call.  If the OS refuses, r stays committed
+ * and goes back on the free-region list, to be tried again after another decay. */
+static int segment_purge_locked(segment_shard_t *sh, region_t *r) {
+    segment_region_remove_locked(sh, r);
+    r->state = REGION_PURGING;
+    segment_move_start();
+    segment_shard_unlock(sh);
+    int rc = arena_purge_region(r);
+    segment_shard_lock(sh);
+    if (rc != 0) {
+        r->state = REGION_COMMITTED;
+        segment_region_insert_locked(sh, r); /* with a new timestamp */
+    } else {
+        r->state = REGION_PURGED;
+        segment_committed_add(-1);
+        region_list_push(&sh->purged, r);
+        __atomic_add_fetch(&pool.regions_purged, 1, __ATOMIC_RELAXED);
+    }
+    segment_move_end();
+    return rc;
+}
+
+/* Whether the wholly free regions are past the budget, sh's lock held.  A
+ * shard within its share looks at nothing else (the common case); one past
+ * it adds up every shard's count, read without their locks. */
+static int segment_over_budget(const segment_shard_t *sh) {
+    size_t retain = __atomic_load_n(&pool.retain_regions, __ATOMIC_RELAXED);
+    if (sh->free_regions_count * pool.shard_count <= retain) return 0;
+    size_t total = 0;
+    for (unsigned i = 0; i < pool.shard_count && total <= retain; i++)
+        total += __atomic_load_n(&pool.shards[i].free_regions_count, __ATOMIC_RELAXED);
+    return total > retain;
+}
+
+/* Purge sh's wholly free regions past the retention budget, and those that
  * have been free for the decay time.  A region the OS refused to purge goes
  * back on the list with a new time stamp: the loop then stops at it. */
-static void segment_purge_expired_locked(void) {
+static void segment_purge_expired_locked(segment_shard_t *sh) {
     int64_t decay = pool.config.decay_ms;
-    if (decay < 0 || !pool.free_regions_tail) return;
-    while (pool.free_regions_count > __atomic_load_n(&pool.retain_regions, __ATOMIC_RELAXED))
-        if (segment_purge_locked(pool.free_regions_tail) != 0) return;
+    if (decay < 0 || !sh->free_regions_tail) return;
+    while (sh->free_regions_tail && segment_over_budget(sh))
+        if (segment_purge_locked(sh, sh->free_regions_tail) != 0) return;
     uint64_t now = os_now_ms();
     region_t *r;
-    while ((r = pool.free_regions_tail) != NULL && now - r->freed_at_ms >= (uint64_t)decay)
-        if (segment_purge_locked(r) != 0) return;
+    while ((r = sh->free_regions_tail) != NULL && now - r->freed_at_ms >= (uint64_t)decay)
+        if (segment_purge_locked(sh, r) != 0) return;
+}
+
+/* A shard with a wholly free region: a racy peek at a count kept atomic. */
+static int segment_shard_has_free_regions(const segment_shard_t *sh) {
+    return __atomic_load_n(&sh->free_regions_count, __ATOMIC_RELAXED) != 0;
 }
 
 void segment_purge_expired(void) {
-    if (!pool.free_regions_tail) return; /* racy peek: nothing to do is the common case */
-    lock_acquire(&pool.lock);
-    segment_purge_expired_locked();
-    lock_release(&pool.lock);
+    for (unsigned i = 0; i < pool.shard_count; i++) {
+        segment_shard_t *sh = &pool.shards[i];
+        if (!segment_shard_has_free_regions(sh)) continue; /* nothing to do is the common case */
+        segment_shard_lock(sh);
+        segment_purge_expired_locked(sh);
+        segment_shard_unlock(sh);
+    }
 }
 
-/* ---- Request and recycle ---------------------------------------------------------- */
+/* ---- Set-up ------------------------------------------------------------------------ */
 
+/* SEGSHIM_SHARDS, or one shard per 8 CPUs of the affinity mask at start-up. */
+static unsigned segment_shard_count(void) {
+    unsigned n = pool.config.shards > 0 ? (unsigned)pool.config.shards : (os_cpu_count() + 7) / 8;
+    if (n < 1) n = 1;
+    if (n > 64) n = 64;
+    return n;
+}
 
 int segment_pool_init(void) {
     pool.capacity = pool.region_count * pool.region_segments;
     pool.segments = os_alloc_meta(pool.capacity * sizeof(segment_t));
     pool.links = os_alloc_meta(pool.capacity * sizeof(segment_link_t));
     pool.regions = os_alloc_meta(pool.region_count * sizeof(region_t));
-    if (!pool.segments || !pool.links || !pool.regions) return -1;
-    pthread_mutex_init(&pool.lock, NULL);
+    pool.shard_count = segment_shard_count();
+    pool.shards = os_alloc_meta(pool.shard_count * sizeof(segment_shard_t));
+    if (!pool.segments || !pool.links || !pool.regions || !pool.shards) return -1;
+    /* CPU numbers in groups of consecutive ones, one group per shard (cores
+     * of a socket are mostly numbered together). */
+    unsigned ids = os_cpu_ids();
+    pool.shard_cpus = ids / pool.shard_count ? ids / pool.shard_count : 1;
+    for (unsigned i = 0; i < pool.shard_count; i++) pthread_mutex_init(&pool.shards[i].lock, NULL);
+    pthread_mutex_init(&pool.arena_lock, NULL);
     return 0;
 }
 
-/* The kind of region for a request that wants huge pages or not, in the
- * huge-page mode in force: with hugetlb every region is huge, with none every
- * region is small. */
+/* ---- Request ------------------------------------------------------------------- */
+
+/* The kind of region (0 small, 1 huge) for a request that wants huge pages
+ * or not, in the huge-page mode in force. */
 static unsigned segment_kind(int huge) {
-    if (pool.page_kind == PAGES_HUGETLB) return POOL_REGION_HUGE;
-    if (pool.page_kind == PAGES_SMALL) return POOL_REGION_SMALL;
+    page_kind_t mode = __atomic_load_n(&pool.page_kind, __ATOMIC_RELAXED);
+    if (mode == PAGES_HUGETLB) return POOL_REGION_HUGE;
+    if (mode == PAGES_SMALL) return POOL_REGION_SMALL;
     return huge ? POOL_REGION_HUGE : POOL_REGION_SMALL;
 }
 
-/* A partly used region of the kind with a free run of count segments, the
- * fullest first, taken off its list; NULL if none. */
-static region_t *segment_pick_partial_locked(unsigned count, unsigned kind) {
+/* A partly used region of sh of the kind with a free run of count segments,
+ * the fullest first, taken off its list; NULL if none. */
+static region_t *segment_pick_partial_locked(segment_shard_t *sh, unsigned count, unsigned kind) {
     if (count == 1) {
         for (size_t w = 0; w < SEGPOOL_MAX_REGION_SEGMENTS / 64; w++) {
-            if (pool.bins_nonempty[kind][w]) {
-                region_t *r = pool.bins[kind][w * 64 + (size_t)__builtin_ctzll(pool.bins_nonempty[kind][w])];
-                segment_region_remove_locked(r);
+            if (sh->bins_nonempty[kind][w]) {
+                region_t *r = sh->bins[kind][w * 64 + (size_t)__builtin_ctzll(sh->bins_nonempty[kind][w])];
+                segment_region_remove_locked(sh, r);
                 return r;
             }
         }
@@ -194,9 +303,9 @@ static region_t *segment_pick_partial_locked(unsigned count, unsigned kind) {
     }
     unsigned looked = 0; /* bounded: past that many, a fresh region is cheaper than the search */
     for (size_t k = count; k < pool.region_segments && looked < SEGMENT_RUN_SEARCH_MAX; k++) {
-        for (region_t *r = pool.bins[kind][k]; r && looked < SEGMENT_RUN_SEARCH_MAX; r = r->next, looked++) {
+        for (region_t *r = sh->bins[kind][k]; r && looked < SEGMENT_RUN_SEARCH_MAX; r = r->next, looked++) {
             if (segment_find_run(r, count) >= 0) {
-                segment_region_remove_locked(r);
+                segment_region_remove_locked(sh, r);
                 return r;
             }
         }
@@ -204,64 +313,189 @@ static region_t *segment_pick_partial_locked(unsigned count, unsigned kind) {
     return NULL;
 }
 
-/* A region with a free run of count segments, taken off its list.  The
- * other kind's partly used regions come last: the kinds are a preference, and
- * the pool is exhausted only when its capacity is. */
-static region_t *segment_pick_region_locked(unsigned count, int huge) {
-    unsigned kind = segment_kind(huge);
-    region_t *r = segment_pick_partial_locked(count, kind);
-    if (r) return r;
-    /* A wholly free region, of the kind if one is (the list is short: at most
-     * SEGSHIM_RETAIN's worth), else any. */
-    r = pool.free_regions_head;
+/* A wholly free region of sh, of the kind if one is (the list is short: at
+ * most SEGSHIM_RETAIN's worth), else any, taken off the list; NULL if none. */
+static region_t *segment_pick_empty_locked(segment_shard_t *sh, unsigned kind) {
+    region_t *r = sh->free_regions_head;
     for (region_t *e = r; e; e = e->next)
         if (segment_region_kind(e) == kind) {
             r = e;
             break;
         }
+    if (r) segment_region_remove_locked(sh, r);
+    return r;
+}
+
+/* Hand out a run of count segments of r (off every list, with a free run)
+ * and put r back on sh's lists. */
+static segment_t *segment_take_run_locked(segment_shard_t *sh, region_t *r, unsigned count) {
+    long first = segment_find_run(r, count);
+    segment_mark(r, (size_t)first, count, 0);
+    r->free_count -= count;
+    segment_region_insert_locked(sh, r);
+    sh->segments_out += count;
+    if (sh->segments_out > sh->segments_peak) sh->segments_peak = sh->segments_out;
+    return &pool.segments[(size_t)(r - pool.regions) * pool.region_segments + (size_t)first];
+}
+
+/* A run from sh's own partly used regions of the kind, or from one of its
+ * wholly free ones (when whole); NULL if none. */
+static segment_t *segment_take_listed_locked(segment_shard_t *sh, unsigned count, unsigned kind, int whole) {
+    region_t *r = segment_pick_partial_locked(sh, count, kind);
+    if (!r && whole) r = segment_pick_empty_locked(sh, kind);
+    return r ? segment_take_run_locked(sh, r, count) : NULL;
+}
+
+/* A purged region of sh taken off its stack for a commit (a move starts). */
+static region_t *segment_pop_purged_locked(segment_shard_t *sh) {
+    region_t *r = sh->purged;
+    if (!r) return NULL;
+    region_list_remove(&sh->purged, r);
+    r->state = REGION_COMMITTING;
+    segment_move_start();
+    return r;
+}
+
+/* r (wholly free, committed, off every list, moving) joins home's lists and
+ * serves the request there. */
+static segment_t *segment_adopt(segment_shard_t *home, region_t *r, unsigned count) {
+    __atomic_store_n(&r->shard, (uint8_t)(home - pool.shards), __ATOMIC_RELAXED);
+    segment_shard_lock(home);
+    segment_t *s = segment_take_run_locked(home, r, count);
+    segment_move_end();
+    segment_shard_unlock(home);
+    return s;
+}
+
+/* Commit r (off every list, moving: a purged region or a fresh one) with no
+ * lock held, then serve the request from it in home.  If the commit fails, r
+ * goes on home's purged stack, to be tried again later; NULL. */
+static segment_t *segment_commit_adopt(segment_shard_t *home, region_t *r, unsigned count, unsigned kind) {
+    r->huge_wanted = (uint8_t)kind;
+    if (r->state != REGION_COMMITTED) { /* prefaulted fresh regions are */
+        r->state = REGION_COMMITTING;
+        if (arena_commit_region(r) != 0) {
+            r->state = REGION_PURGED;
+            __atomic_store_n(&r->shard, (uint8_t)(home - pool.shards), __ATOMIC_RELAXED);
+            segment_shard_lock(home);
+            region_list_push(&home->purged, r);
+            segment_move_end();
+            segment_shard_unlock(home);
+            return NULL;
+        }
+        r->state = REGION_COMMITTED;
+        segment_committed_add(1);
+    }
+    return segment_adopt(home, r, count);
+}
+
+/* Claim a never-used region, with no lock: a compare-and-swap on the fresh
+ * index, bounded by the region count in the same word.  When none is left the
+ * arena may grow (under a finite RLIMIT_AS), under pool.arena_lock.  The move
+ * starts before the claim, so that no search misses the region. */
+static region_t *segment_claim_fresh(void) {
+    uint64_t claim = atomic_load_explicit(&pool.regions_claim, memory_order_acquire);
+    for (;;) {
+        size_t fresh = pool_claim_fresh(claim), count = pool_claim_count(claim);
+        if (fresh < count) {
+            segment_move_start();
+            if (atomic_compare_exchange_weak_explicit(&pool.regions_claim, &claim, pool_claim_make(fresh + 1, count),
+                                                      memory_order_acq_rel, memory_order_acquire)) {
+                region_t *r = &pool.regions[fresh];
+                __atomic_store_n(&r->shard, 0, __ATOMIC_RELAXED);
+                segment_mark_all_free(r);
+                return r;
+            }
+            segment_move_end();
+            continue;
+        }
+        pthread_mutex_lock(&pool.arena_lock);
+        claim = atomic_load_explicit(&pool.regions_claim, memory_order_acquire);
+        int grown = pool_claim_fresh(claim) < pool_claim_count(claim) || arena_grow_locked() == 0;
+        pthread_mutex_unlock(&pool.arena_lock);
+        if (!grown) return NULL;
+        claim = atomic_load_explicit(&pool.regions_claim, memory_order_acquire);
+    }
+}
+
+/* Another shard's segments, when home is dry: first partly used regions of
+ * the kind in shards whose lock is free, then (waiting for each lock) partly
+ * used, wholly free and, if *may_commit, purged regions.  A wholly free or
+ * purged region moves to home.  A failed commit clears *may_commit. */
+static segment_t *segment_steal(segment_shard_t *home, unsigned count, unsigned kind, int *may_commit) {
+    unsigned n = pool.shard_count, h = (unsigned)(home - pool.shards);
+    segment_t *s = NULL;
+    for (unsigned i = 1; i < n && !s; i++) {
+        segment_shard_t *sh = &pool.shards[(h + i) % n];
+        if (!segment_shard_trylock(sh)) continue;
+        s = segment_take_listed_locked(sh, count, kind, 0);
+        segment_shard_unlock(sh);
+    }
+    for (unsigned i = 1; i < n && !s; i++) {
+        segment_shard_t *sh = &pool.shards[(h + i) % n];
+        segment_shard_lock(sh);
+        s = segment_take_listed_locked(sh, count, kind, 0);
+        region_t *whole = NULL, *purged = NULL;
+        if (!s && (whole = segment_pick_empty_locked(sh, kind)) != NULL) segment_move_start();
+        if (!s && !whole && *may_commit) purged = segment_pop_purged_locked(sh);
+        segment_shard_unlock(sh);
+        if (whole) s = segment_adopt(home, whole, count);
+        if (purged && (s = segment_commit_adopt(home, purged, count, kind)) == NULL) *may_commit = 0;
+    }
+    return s;
+}
+
+/* The other kind's partly used regions, home's first: the kinds are a
+ * preference, and the pool is exhausted only when its capacity is. */
+static segment_t *segment_take_other_kind(segment_shard_t *home, unsigned count, unsigned kind) {
+    unsigned n = pool.shard_count, h = (unsigned)(home - pool.shards);
+    segment_t *s = NULL;
+    for (unsigned i = 0; i < n && !s; i++) {
+        segment_shard_t *sh = &pool.shards[(h + i) % n];
+        segment_shard_lock(sh);
+        s = segment_take_listed_locked(sh, count, !kind, 0);
+        segment_shard_unlock(sh);
+    }
+    return s;
+}
+
+/* One search: home's lists, a purged region of home or a fresh one (one
+ * commit at most per request: *may_commit), other shards, the other kind. */
+static segment_t *segment_search(segment_shard_t *home, unsigned count, unsigned kind, int *may_commit, int purge) {
+    region_t *r = NULL;
+    segment_shard_lock(home);
+    if (purge) segment_purge_expired_locked(home);
+    segment_t *s = segment_take_listed_locked(home, count, kind, 1);
+    if (!s && *may_commit) r = segment_pop_purged_locked(home);
+    segment_shard_unlock(home);
+    if (s) return s;
+    if (!r && *may_commit) r = segment_claim_fresh();
     if (r) {
-        segment_region_remove_locked(r);
-        return r;
+        if ((s = segment_commit_adopt(home, r, count, kind)) != NULL) return s;
+        *may_commit = 0; /* committing failed: the pool is exhausted for this request */
     }
-    if ((r = pool.purged) != NULL || pool.regions_fresh < pool.region_count || arena_grow_locked() == 0) {
-        int fresh = r == NULL;
-        if (fresh) {
-            r = &pool.regions[pool.regions_fresh];
-            r->free_count = (uint32_t)pool.region_segments;
-            memset(r->free_map, 0, sizeof r->free_map);
-            segment_mark(r, 0, (unsigned)pool.region_segments, 1);
-        }
-        r->huge_wanted = kind == POOL_REGION_HUGE;
-        if (arena_commit_region(r) == 0) {
-            if (fresh) pool.regions_fresh++;
-            else region_list_remove(&pool.purged, r);
-            if (r->state != REGION_COMMITTED) pool.regions_committed++;
-            r->state = REGION_COMMITTED;
-            if (pool.regions_committed > pool.regions_peak) pool.regions_peak = pool.regions_committed;
-            return r;
-        }
-    }
-    return segment_pick_partial_locked(count, !kind);
+    if ((s = segment_steal(home, count, kind, may_commit)) != NULL) return s;
+    return segment_take_other_kind(home, count, kind);
 }
 
 segment_t *segment_request(unsigned count, int huge) {
-    lock_acquire(&pool.lock);
-    segment_purge_expired_locked();
-    region_t *r = segment_pick_region_locked(count, huge);
-    segment_t *s = NULL;
-    if (r) {
-        long first = segment_find_run(r, count);
-        SEGPOOL_ASSERT(first >= 0 && r->free_count >= count);
-        segment_mark(r, (size_t)first, count, 0);
-        r->free_count -= count;
-        segment_region_insert_locked(r);
-        pool.segments_out += count;
-        if (pool.segments_out > pool.segments_peak) pool.segments_peak = pool.segments_out;
-        s = &pool.segments[(size_t)(r - pool.regions) * pool.region_segments + (size_t)first];
+    unsigned kind = segment_kind(huge);
+    segment_shard_t *home = &pool.shards[segment_home_index()];
+    int may_commit = 1;
+    for (unsigned attempt = 0;; attempt++) {
+        /* A region off every list from before this search to after it may
+         * have been missed: then look again (it is back on a list soon). */
+        uint64_t finished = atomic_load_explicit(&pool.moves_finished, memory_order_acquire);
+        segment_t *s = segment_search(home, count, kind, &may_commit, attempt == 0);
+        if (s) return s;
+        if (atomic_load_explicit(&pool.moves_started, memory_order_acquire) == finished ||
+            attempt >= SEGMENT_RETRY_MAX)
+            return NULL;
+        sched_yield();
     }
-    lock_release(&pool.lock);
-    return s;
 }
+
+/* ---- Retention budget --------------------------------------------------------------- */
 
 /* The retention budget: SEGSHIM_RETAIN, and at most a sixteenth of the
  * memory available now (MemAvailable, a memory cgroup's room), so that a
@@ -269,10 +503,9 @@ segment_t *segment_request(unsigned count, int huge) {
  * Read again at most every SEGMENT_RETAIN_RECHECK_MS, as regions come free
  * and as glibc serves requests above one segment (segment_retain_poll). */
 #define SEGMENT_RETAIN_RECHECK_MS 100
-#define SEGMENT_RETAIN_SHARE 16 /* of the memory available */
 
 void segment_retain_update(void) {
-    uint64_t retain = (uint64_t)pool.config.retain, room = os_available_memory() / SEGMENT_RETAIN_SHARE;
+    uint64_t retain = (uint64_t)pool.config.retain, room = os_available_memory() / 16;
     if (retain > room) retain = room;
     if (pool.config.decay_ms == 0) retain = 0;
     __atomic_store_n(&pool.retain_regions, (size_t)(retain >> SEGPOOL_REGION_SHIFT), __ATOMIC_RELAXED);
@@ -284,10 +517,14 @@ static int segment_retain_stale(void) {
 }
 
 void segment_retain_poll(void) {
-    if (!__atomic_load_n(&pool.free_regions_tail, __ATOMIC_RELAXED) || !segment_retain_stale()) return;
+    int any = 0;
+    for (unsigned i = 0; i < pool.shard_count && !any; i++) any = segment_shard_has_free_regions(&pool.shards[i]);
+    if (!any || !segment_retain_stale()) return;
     segment_retain_update();
     segment_purge_expired();
 }
+
+/* ---- Recycle ------------------------------------------------------------------------ */
 
 void segment_recycle(segment_t *s, unsigned count) {
     if (segment_retain_stale()) segment_retain_update(); /* outside the lock: it reads /proc */
@@ -303,30 +540,86 @@ void segment_recycle(segment_t *s, unsigned count) {
     }
     size_t index = segment_index(s);
     region_t *r = &pool.regions[index / pool.region_segments];
-    lock_acquire(&pool.lock);
-    SEGPOOL_ASSERT(pool.segments_out >= count && r->free_count + count <= pool.region_segments);
-    segment_region_remove_locked(r);
+    /* r holds these segments, so it is not wholly free and cannot move to
+     * another shard: its shard, read before the lock, is still its own. */
+    segment_shard_t *sh = segment_region_shard(r);
+    segment_shard_lock(sh);
+    segment_region_remove_locked(sh, r);
     segment_mark(r, index % pool.region_segments, count, 1);
     r->free_count += count;
-    segment_region_insert_locked(r);
-    pool.segments_out -= count;
-    segment_purge_expired_locked();
-    lock_release(&pool.lock);
+    segment_region_insert_locked(sh, r);
+    sh->segments_out -= count;
+    segment_purge_expired_locked(sh);
+    segment_shard_unlock(sh);
 }
 
-/* In the child of fork: the lock was held by the forking thread.  A region
- * another thread of the parent was purging is treated as purged: committing
- * it again makes it writable whatever state the purge left it in. */
-void segment_fork_child(void) {
-    pthread_mutex_init(&pool.lock, NULL);
-    for (size_t i = 0; i < pool.regions_fresh; i++) {
-        region_t *r = &pool.regions[i];
-        if (r->state == REGION_PURGING) {
-            r->state = REGION_PURGED;
-            pool.regions_committed--;
-            region_list_push(&pool.purged, r);
-        }
+/* ---- Statistics -------------------------------------------------------------- */
+
+/* Segments handed out, the sum of the shards' peaks (an upper bound of the
+ * pool's peak when shards peak at different times, at most the capacity), and
+ * the shard locks' contention; each shard read under its lock. */
+void segment_counts(size_t *out, size_t *peak, lock_count_t *locks) {
+    size_t o = 0, p = 0;
+    lock_count_t l = {0, 0};
+    for (unsigned i = 0; i < pool.shard_count; i++) {
+        segment_shard_t *sh = &pool.shards[i];
+        segment_shard_lock(sh);
+        o += sh->segments_out;
+        p += sh->segments_peak;
+        l.acquired += sh->lock_count.acquired;
+        l.contended += sh->lock_count.contended;
+        segment_shard_unlock(sh);
     }
+    if (out) *out = o;
+    if (peak) *peak = p < pool.capacity ? p : pool.capacity;
+    if (locks) *locks = l;
+}
+
+/* ---- fork ---------------------------------------------------------------------- */
+
+void segment_fork_prepare(void) {
+    for (unsigned i = 0; i < pool.shard_count; i++) pthread_mutex_lock(&pool.shards[i].lock);
+    pthread_mutex_lock(&pool.arena_lock);
+}
+
+void segment_fork_parent(void) {
+    pthread_mutex_unlock(&pool.arena_lock);
+    for (unsigned i = pool.shard_count; i-- > 0;) pthread_mutex_unlock(&pool.shards[i].lock);
+}
+
+/* In the child of fork: the locks were held by the forking thread, and other
+ * threads of the parent may have had regions off every list (committing,
+ * purging, moving to another shard).  Every shard's lists are rebuilt from
+ * the regions themselves.  A region being committed or purged is treated as
+ * purged: committing it again makes it writable whatever state the system
+ * call left it in.  A region claimed fresh a moment before the fork, before
+ * its bitmap was set, looks full and stays unused in the child. */
+void segment_fork_child(void) {
+    pthread_mutex_init(&pool.arena_lock, NULL);
+    for (unsigned i = 0; i < pool.shard_count; i++) {
+        segment_shard_t *sh = &pool.shards[i];
+        pthread_mutex_init(&sh->lock, NULL);
+        memset(sh->bins, 0, sizeof sh->bins);
+        memset(sh->bins_nonempty, 0, sizeof sh->bins_nonempty);
+        sh->free_regions_head = sh->free_regions_tail = sh->purged = NULL;
+        sh->free_regions_count = 0;
+        sh->segments_out = 0;
+    }
+    size_t fresh = pool_regions_fresh();
+    for (size_t i = 0; i < fresh; i++) {
+        region_t *r = &pool.regions[i];
+        segment_shard_t *sh = segment_region_shard(r);
+        if (r->state == REGION_PURGING) segment_committed_add(-1);
+        if (r->state == REGION_RESERVED || r->state == REGION_COMMITTING) segment_mark_all_free(r);
+        if (r->state != REGION_COMMITTED) {
+            r->state = REGION_PURGED;
+            region_list_push(&sh->purged, r);
+            continue;
+        }
+        segment_region_insert_locked(sh, r);
+        sh->segments_out += pool.region_segments - r->free_count;
+    }
+    atomic_store(&pool.moves_started, atomic_load(&pool.moves_finished));
 }
 
 /* ---- Trim (malloc_trim, segpool_trim) ---------------------------------------- */
@@ -335,9 +628,12 @@ void segment_fork_child(void) {
  * decay; stops at the first the OS refuses.  Returns the bytes given back. */
 size_t segment_trim(void) {
     size_t given = 0;
-    region_t *r;
-    lock_acquire(&pool.lock);
-    while ((r = pool.free_regions_tail) != NULL && segment_purge_locked(r) == 0) given += SEGPOOL_REGION_SIZE;
-    lock_release(&pool.lock);
+    for (unsigned i = 0; i < pool.shard_count; i++) {
+        segment_shard_t *sh = &pool.shards[i];
+        region_t *r;
+        segment_shard_lock(sh);
+        while ((r = sh->free_regions_tail) != NULL && segment_purge_locked(sh, r) == 0) given += SEGPOOL_REGION_SIZE;
+        segment_shard_unlock(sh);
+    }
     return given;
 }

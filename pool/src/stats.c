@@ -101,7 +101,7 @@ STATS_RACY static void stats_merge_heaps(segpool_stats_t *out, size_t *cached) {
 STATS_RACY static uint64_t stats_walk_segments(segpool_stats_t *out, size_t *live_bytes) {
     uint64_t live = 0;
     size_t bytes = 0;
-    size_t end = pool.regions_fresh * pool.region_segments;
+    size_t end = pool_regions_fresh() * pool.region_segments;
     for (size_t i = 0; i < end; i++) {
         const segment_t *s = &pool.segments[i];
         if (s->kind != SEGMENT_BLOCKS) continue;
@@ -118,10 +118,8 @@ void stats_pool_bytes(size_t *committed, size_t *in_use) {
     *committed = 0;
     *in_use = 0;
     if (!pool_ready()) return;
-    lock_acquire(&pool.lock);
-    *committed = pool.regions_committed * SEGPOOL_REGION_SIZE;
+    *committed = __atomic_load_n(&pool.regions_committed, __ATOMIC_RELAXED) * SEGPOOL_REGION_SIZE;
     size_t whole = __atomic_load_n(&pool.segments_user, __ATOMIC_RELAXED) * pool.segment_size;
-    lock_release(&pool.lock);
     stats_walk_segments(NULL, in_use);
     *in_use += whole;
 }
@@ -152,14 +150,16 @@ SEGPOOL_API void segpool_stats_get(segpool_stats_t *out) {
     uint64_t live = stats_walk_segments(out, &live_bytes);
     for (unsigned c = 0; c < sizeclass_count; c++) out->pool_requests += out->class_requests[c];
 
-    lock_acquire(&pool.lock);
-    size_t handed_out = pool.segments_out;
+    size_t handed_out;
+    lock_count_t locks;
+    segment_counts(&handed_out, &out->segments_peak, &locks);
+    out->pool_shards = pool.shard_count;
+    out->pool_lock_acquired = locks.acquired;
+    out->pool_lock_contended = locks.contended;
     out->segments_user = __atomic_load_n(&pool.segments_user, __ATOMIC_RELAXED);
-    out->segments_peak = pool.segments_peak;
-    out->regions_committed = pool.regions_committed;
-    out->regions_peak = pool.regions_peak;
-    out->regions_purged = pool.regions_purged;
-    lock_release(&pool.lock);
+    out->regions_committed = __atomic_load_n(&pool.regions_committed, __ATOMIC_RELAXED);
+    out->regions_peak = __atomic_load_n(&pool.regions_peak, __ATOMIC_RELAXED);
+    out->regions_purged = __atomic_load_n(&pool.regions_purged, __ATOMIC_RELAXED);
     out->bytes_committed = out->regions_committed * SEGPOOL_REGION_SIZE;
     out->bytes_in_use = live_bytes + out->segments_user * pool.segment_size;
 

@@ -213,6 +213,19 @@ static void stats_text(text_t *o, const segpool_stats_t *s) {
     stats_text_u64(o, "pool frees", s->pool_frees);
     stats_text_u64(o, "remote frees", s->remote_frees);
 
+    /* Slow-path locks: how often taken, and how often another thread held
+     * the lock at the first try (the thread may have slept). */
+    text_str(o, "  locks\n");
+    stats_text_label(o, "    ", "pool shards");
+    text_u64(o, s->pool_lock_acquired);
+    text_str(o, " taken, ");
+    text_u64(o, s->pool_lock_contended);
+    text_str(o, " contended (");
+    text_pct(o, s->pool_lock_contended, s->pool_lock_acquired);
+    text_str(o, ") in ");
+    text_u64(o, s->pool_shards);
+    text_str(o, s->pool_shards == 1 ? " shard\n" : " shards\n");
+
     /* size classes with anything to show */
     unsigned classes = stats_class_count(s);
     int shown = 0;
@@ -336,6 +349,9 @@ static void stats_json(text_t *o, const segpool_stats_t *s) {
     STATS_JSON_ARRAY(o, "class_segments", s->class_segments, classes);
     stats_json_u64(o, "threads_live", s->threads_live);
     stats_json_u64(o, "threads_total", s->threads_total);
+    stats_json_u64(o, "pool_shards", s->pool_shards);
+    stats_json_u64(o, "pool_lock_acquired", s->pool_lock_acquired);
+    stats_json_u64(o, "pool_lock_contended", s->pool_lock_contended);
 
     char advice[STATS_ADVICE_MAX][STATS_LINE_LEN];
     int n = stats_advice(s, advice, STATS_ADVICE_MAX);

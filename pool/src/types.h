@@ -163,6 +163,7 @@ typedef enum region_state_e {
     REGION_COMMITTED,    /* readable, writable, possibly resident */
     REGION_PURGING,      /* being given back; on no list */
     REGION_PURGED,       /* given back (decommitted): no RSS, committed again on reuse */
+    REGION_COMMITTING,   /* being committed, with no lock held; on no list */
 } region_state_t;
 
 typedef struct region_s {
@@ -171,7 +172,7 @@ typedef struct region_s {
     uint8_t state;                                      /* region_state_t */
     uint8_t pages;                                      /* page_kind_t, once committed */
     uint8_t huge_wanted;                                /* its next commit asks for huge pages: 1, or small: 0 */
-    uint8_t pad[1];
+    uint8_t shard;                                      /* the segment shard whose lists it is on (segment.c) */
     struct region_s *next, *prev; /* bin list, free-region list, or purged stack */
     uint64_t freed_at_ms;         /* when it became wholly free (free-region list) */
 } region_t;

@@ -73,6 +73,10 @@ grep -q '^segshim: SEGSHIM_POOL_SIZE=[1-9][0-9]*[MG]  (requested 0)$' err.txt ||
     fail "verbose: the automatic pool size in force: $(cat err.txt)"
 grep -q '^segshim: SEGSHIM_HUGEPAGES=\(thp\|hugetlb\|off\)  (requested auto)$' err.txt ||
     fail "verbose: the huge-page mode in force: $(cat err.txt)"
+grep -q '^segshim: SEGSHIM_SHARDS=[1-9][0-9]*  (requested 0)$' err.txt ||
+    fail "verbose: the shard count in force: $(cat err.txt)"
+run SEGSHIM_VERBOSE=1 SEGSHIM_SHARDS=3 2>err.txt
+grep -qx 'segshim: SEGSHIM_SHARDS=3' err.txt || fail "verbose: shards in force: $(cat err.txt)"
 
 [ $fails = 0 ] && echo "stats_file_test: every check holds"
 exit $((fails != 0))

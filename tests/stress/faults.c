@@ -370,9 +370,9 @@ END_TEST
 
 START_TEST(meta_fails_for_the_heap) {
     env("64M", "32K");
-    /* Start-up maps the segment, link and region tables; the fourth mapping
-     * is the first chunk of thread heaps. */
-    os_inject_failure(OS_META, 3, 1);
+    /* Start-up maps the segment, link and region tables and the pool's
+     * shards; the fifth mapping is the first chunk of thread heaps. */
+    os_inject_failure(OS_META, 4, 1);
     assert_refused_malloc(100);
     ck_assert_uint_eq(segpool_capacity(), 2048);
     /* Whole segments need no heap. */

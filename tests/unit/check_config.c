@@ -346,6 +346,7 @@ START_TEST(test_format_defaults) {
                           "SEGSHIM_TCACHE=128\n"
                           "SEGSHIM_DECAY_MS=1000\n"
                           "SEGSHIM_RETAIN=32M\n"
+                          "SEGSHIM_SHARDS=0\n"
                           "SEGSHIM_STATS=0\n"
                           "SEGSHIM_STATS_SIGNAL=0\n"
                           "SEGSHIM_VERBOSE=0\n"

@@ -109,9 +109,10 @@ static void check_copy(void *arg) {
     workload();
     memcpy(&copy, &pool, sizeof copy);
     switch (which) {
-    case 0: copy.segments_out++; break;
-    case 1: copy.free_regions_count++; break;
-    case 2: copy.bins_nonempty[POOL_REGION_SMALL][3] ^= 1; break;
+    /* The copy shares the shard array: this runs in a child. */
+    case 0: copy.shards[0].segments_out++; break;
+    case 1: copy.shards[0].free_regions_count++; break;
+    case 2: copy.shards[0].bins_nonempty[POOL_REGION_SMALL][3] ^= 1; break;
     case 3: copy.regions_committed--; break;
     default: break;
     }
@@ -122,9 +123,9 @@ START_TEST(test_pool_corruptions_are_caught) {
     workload();
     memcpy(&copy, &pool, sizeof copy);
     check_pool_state(&copy); /* the copy itself is sound */
-    expect_abort(check_copy, (void *)0, MSG_ASSERT "out == p->segments_out (");
-    expect_abort(check_copy, (void *)1, MSG_ASSERT "listed == p->free_regions_count (");
-    expect_abort(check_copy, (void *)2, MSG_ASSERT "bit == (p->bins[kind][k] != NULL) (");
+    expect_abort(check_copy, (void *)0, MSG_ASSERT "out == shard_out (");
+    expect_abort(check_copy, (void *)1, MSG_ASSERT "listed == sh->free_regions_count (");
+    expect_abort(check_copy, (void *)2, MSG_ASSERT "bit == (sh->bins[kind][k] != NULL) (");
     expect_abort(check_copy, (void *)3, MSG_ASSERT "committed == p->regions_committed (");
 }
 END_TEST

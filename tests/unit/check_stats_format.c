@@ -76,6 +76,9 @@ static void fill_healthy(segpool_stats_t *s) {
     s->class_segments[2] = 43;
     s->threads_live = 2;
     s->threads_total = 5;
+    s->pool_shards = 4;
+    s->pool_lock_acquired = 2000;
+    s->pool_lock_contended = 50;
     s->pid = 4242;
     strcpy(s->program, "server");
     s->version = "0.2.0";
@@ -265,7 +268,8 @@ static const char *const stats_keys[] = {
     "regions_committed", "regions_peak",       "regions_purged",   "arena_rss",          "arena_huge",
     "pool_requests",     "pool_frees",         "remote_frees",     "fallback_too_large", "fallback_aligned",
     "fallback_exhausted", "fallback_other",    "large_sizes",      "class_count",        "class_size",
-    "class_requests",    "class_segments",     "threads_live",     "threads_total",      "advice",
+    "class_requests",    "class_segments",     "threads_live",     "threads_total",      "pool_shards",
+    "pool_lock_acquired", "pool_lock_contended", "advice",
 };
 
 /* ---- core ----------------------------------------------------------------- */
@@ -305,6 +309,7 @@ START_TEST(test_text_healthy) {
         "      other             500\n",
         "    pool frees          94000\n",
         "    remote frees        321\n",
+        "  locks\n    pool shards         2000 taken, 50 contended (2.5%) in 4 shards\n",
         "    class     size      requests  segments\n",
         "        0       16         70001        77\n",
         "        2       48         24999        43\n",
@@ -372,6 +377,9 @@ START_TEST(test_json_healthy) {
         "\"class_segments\": [77, 0, 43]",
         "\"threads_live\": 2",
         "\"threads_total\": 5",
+        "\"pool_shards\": 4",
+        "\"pool_lock_acquired\": 2000",
+        "\"pool_lock_contended\": 50",
         "\"advice\": []",
     };
     for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
