@@ -78,6 +78,8 @@ void *fallback_calloc(size_t count, size_t size) {
     return p;
 }
 
+static size_t fallback_usable_known(void *ptr);
+
 /* realloc of a glibc block: one that now fits a segment moves back into the
  * pool (one copy of at most a segment); a larger one stays in glibc, whose
  * realloc grows a heap chunk in place when it can, and mremaps an mmapped
@@ -88,9 +90,9 @@ void *fallback_calloc(size_t count, size_t size) {
  * remainder left in glibc's heap keeps the memory around it from
  * coalescing, and frees and reuse of small blocks are the pool's to do. */
 static void *fallback_glibc_realloc(void *ptr, size_t size) {
-    size_t have = fallback_usable_size(ptr);
+    size_t have = fallback_usable_known(ptr);
     void *q;
-    if (size <= pool_small_max() && pool_ready() && (q = alloc_small(size)) != NULL) {
+    if (size <= pool_small_max() && have != 0 && pool_ready() && (q = alloc_small(size)) != NULL) {
         memcpy(q, ptr, have < size ? have : size);
         fallback_free(ptr);
         return q;
@@ -140,23 +142,40 @@ void *fallback_memalign(size_t alignment, size_t size) {
 /* The bytes are counted for malloc_trim (glibc_tune_trim_due). */
 void fallback_free(void *ptr) {
     if (ptr) {
-        glibc_tune_note_freed(fallback_usable_size(ptr));
+        glibc_tune_note_freed(fallback_usable_known(ptr));
         __libc_free(ptr);
     }
 }
 
 /* glibc exports no __libc_ name for malloc_usable_size: look it up once, in
  * libc itself.  Not RTLD_NEXT: a program linked with another allocator (the
- * Debian redis-server links jemalloc) would give us that allocator's. */
-size_t fallback_usable_size(void *ptr) {
-    typedef size_t (*usable_fn)(void *);
-    static _Atomic(usable_fn) libc_usable;
-    usable_fn fn = atomic_load_explicit(&libc_usable, memory_order_acquire);
-    if (!fn) {
+ * Debian redis-server links jemalloc) would give us that allocator's.  With
+ * resolve 0, NULL until then: free and realloc must not call dlopen, which
+ * may allocate and free glibc blocks itself. */
+typedef size_t (*fallback_usable_fn)(void *);
+static _Atomic(fallback_usable_fn) fallback_libc_usable;
+
+static fallback_usable_fn fallback_usable_lookup(int resolve) {
+    fallback_usable_fn fn = atomic_load_explicit(&fallback_libc_usable, memory_order_acquire);
+    if (!fn && resolve) {
         void *libc = dlopen("libc.so.6", RTLD_NOW | RTLD_NOLOAD);
-        if (libc) fn = (usable_fn)dlsym(libc, "malloc_usable_size");
-        if (!fn) return 0;
-        atomic_store_explicit(&libc_usable, fn, memory_order_release);
+        if (libc) fn = (fallback_usable_fn)dlsym(libc, "malloc_usable_size");
+        if (fn) atomic_store_explicit(&fallback_libc_usable, fn, memory_order_release);
     }
-    return fn(ptr);
+    return fn;
+}
+
+/* Resolved as the shim is loaded, where dlopen is safe; the frees made before
+ * are not counted for malloc_trim. */
+__attribute__((constructor)) static void fallback_usable_init(void) { (void)fallback_usable_lookup(1); }
+
+size_t fallback_usable_size(void *ptr) {
+    fallback_usable_fn fn = fallback_usable_lookup(1);
+    return fn ? fn(ptr) : 0;
+}
+
+/* 0 while glibc's malloc_usable_size is not resolved yet. */
+static size_t fallback_usable_known(void *ptr) {
+    fallback_usable_fn fn = fallback_usable_lookup(0);
+    return fn ? fn(ptr) : 0;
 }
