@@ -27,6 +27,7 @@
 
 #include "alloc.h"
 #include "fallback.h"
+#include "glibc_tune.h"
 #include "stats.h"
 
 #define SHIM_EXPORT __attribute__((visibility("default")))
@@ -160,12 +161,13 @@ typedef void (*malloc_stats_fn)(void);
 typedef int (*malloc_info_fn)(int, FILE *);
 
 /* The pool's wholly free regions go back to the OS now (whatever
- * SEGSHIM_DECAY_MS says), then glibc trims its heap.  1 when either gave
- * memory back, as glibc's. */
+ * SEGSHIM_DECAY_MS says), then glibc trims its heap when enough was freed to
+ * it since its last trim (glibc_tune.c).  1 when either gave memory back, as
+ * glibc's. */
 SHIM_EXPORT int malloc_trim(size_t pad) {
     SHIM_LIBC(malloc_trim);
     size_t released = segpool_trim();
-    int libc_released = libc_malloc_trim != NULL ? libc_malloc_trim(pad) : 0;
+    int libc_released = libc_malloc_trim != NULL && glibc_tune_trim_due() ? libc_malloc_trim(pad) : 0;
     return released != 0 || libc_released != 0;
 }
 

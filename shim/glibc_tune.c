@@ -1,0 +1,111 @@
+/*
+ * glibc_tune.c - glibc's own malloc knobs, set by the shim for the blocks it
+ * hands to glibc, and the rule for when malloc_trim reaches glibc.
+ *
+ * Under the shim, glibc serves only requests above one segment (and the few
+ * calls made before the pool is ready), so its defaults, tuned for a heap of
+ * mostly small blocks, misjudge it:
+ *
+ *   M_MMAP_THRESHOLD 32 MiB (4 MiB x sizeof(long), glibc's own ceiling for
+ *       its dynamic threshold).  glibc starts at 128 KiB and raises the
+ *       threshold to the size of each mmapped block freed; until it has
+ *       climbed, every large block is a fresh mmap whose every page faults
+ *       and is zeroed, then munmapped.  Measured on tests/bench/large.c,
+ *       mmap for blocks of 128 KiB-4 MiB costs 5-10x the CPU time of serving
+ *       them from glibc's heap, where freed memory is reused as it is.
+ *   M_TRIM_THRESHOLD 64 MiB (twice the above, as glibc's dynamic rule pairs
+ *       them).  Setting the mmap threshold turns glibc's dynamic rule off, and
+ *       with it the raised trim threshold: the default 128 KiB would give the
+ *       top of the heap back at nearly every free of a large block and fault
+ *       it in again at the next allocation.  Memory is still given back by
+ *       malloc_trim, and the peak resident set does not change (large.c).
+ *
+ * Each is set only when the user has not set it, by glibc's environment
+ * (MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_) or by GLIBC_TUNABLES
+ * (glibc.malloc.mmap_threshold, glibc.malloc.trim_threshold): glibc has read
+ * those by the time mallopt returns, and they win.  A program's own mallopt
+ * calls come later and win too.
+ *
+ * malloc_trim: glibc's trim walks every free chunk of every arena and
+ * madvises each one, whether or not it was already given back, so a program
+ * that trims often (stress-ng's malloc stressor: one call in eight) pays for
+ * it over and over.  Anything glibc can newly give back was freed to it since
+ * its last trim, so the shim counts the bytes it frees to glibc and calls
+ * glibc's trim only once they reach GLIBC_TUNE_TRIM_WORTH.
+ *
+ * M_ARENA_MAX is left alone: with the trim so gated, limiting glibc to one or
+ * two arenas changed neither trim.c nor large.c with 2 threads beyond the
+ * noise, and glibc's per-thread arenas keep threads that allocate large
+ * blocks apart.  M_TOP_PAD too: a 4-16 MiB pad gained nothing measurable on
+ * large.c once the trim threshold is raised.
+ */
+#define _GNU_SOURCE
+#include "glibc_tune.h"
+
+#include <malloc.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fallback.h"
+
+/* Below this much freed to glibc since its last trim, a trim is skipped: at
+ * most two of the pool's 2 MiB regions' worth stays with glibc.  Measured on
+ * tests/bench/trim.c (4 threads, CPU seconds / peak RSS): trimming at every
+ * call 3.0 s / 122 MB, from 1 MiB 0.8 s / 123 MB, from 4 MiB 0.4 s / 125 MB,
+ * from 16 MiB 0.3 s / 128 MB, never 0.2 s / 134 MB; glibc alone 3.6 s / 95 MB
+ * (the difference in RSS is the pool's, not glibc's). */
+#define GLIBC_TUNE_TRIM_WORTH ((size_t)4 << 20)
+
+typedef struct glibc_tune_knob_s {
+    int param;           /* mallopt's M_ name */
+    const char *env;     /* glibc's environment variable */
+    const char *tunable; /* its GLIBC_TUNABLES name */
+    size_t value;
+} glibc_tune_knob_t;
+
+static const glibc_tune_knob_t glibc_tune_knobs[] = {
+    {M_MMAP_THRESHOLD, "MALLOC_MMAP_THRESHOLD_", "glibc.malloc.mmap_threshold", ((size_t)4 << 20) * sizeof(long)},
+    {M_TRIM_THRESHOLD, "MALLOC_TRIM_THRESHOLD_", "glibc.malloc.trim_threshold", ((size_t)8 << 20) * sizeof(long)},
+};
+
+static atomic_int glibc_tune_state; /* 0: not yet, 1: done or under way */
+static atomic_size_t glibc_tune_freed; /* bytes freed to glibc since its last trim */
+
+/* name=... appears in GLIBC_TUNABLES as a whole name (colon separated). */
+static int glibc_tune_in_tunables(const char *tunables, const char *name) {
+    size_t len = strlen(name);
+    for (const char *p = tunables; (p = strstr(p, name)) != NULL; p += len) {
+        if ((p == tunables || p[-1] == ':') && p[len] == '=') return 1;
+    }
+    return 0;
+}
+
+/* The user set this knob through glibc's environment. */
+static int glibc_tune_user_set(const glibc_tune_knob_t *k) {
+    const char *tunables = getenv("GLIBC_TUNABLES");
+    return getenv(k->env) != NULL || (tunables != NULL && glibc_tune_in_tunables(tunables, k->tunable));
+}
+
+void glibc_tune_init(void) {
+    int expected = 0;
+    if (!atomic_compare_exchange_strong_explicit(&glibc_tune_state, &expected, 1, memory_order_acq_rel,
+                                                 memory_order_relaxed))
+        return;
+    for (size_t i = 0; i < sizeof(glibc_tune_knobs) / sizeof(glibc_tune_knobs[0]); i++) {
+        const glibc_tune_knob_t *k = &glibc_tune_knobs[i];
+        if (!glibc_tune_user_set(k)) mallopt(k->param, (int)k->value);
+    }
+}
+
+int glibc_tune_ready(void) { return atomic_load_explicit(&glibc_tune_state, memory_order_relaxed) != 0; }
+
+void glibc_tune_note_freed(size_t bytes) {
+    atomic_fetch_add_explicit(&glibc_tune_freed, bytes, memory_order_relaxed);
+}
+
+int glibc_tune_trim_due(void) {
+    if (atomic_load_explicit(&glibc_tune_freed, memory_order_relaxed) < GLIBC_TUNE_TRIM_WORTH) return 0;
+    atomic_store_explicit(&glibc_tune_freed, 0, memory_order_relaxed);
+    return 1;
+}
