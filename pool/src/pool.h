@@ -74,7 +74,6 @@ typedef struct pool_s {
     /* Requests served elsewhere, by reason (segpool_note_fallback). */
     _Atomic uint64_t fallback[4];
     _Atomic uint64_t large_sizes[SEGPOOL_STATS_SIZE_BINS];
-    _Atomic uint64_t remote_frees_heapless; /* from threads that never allocated */
 } pool_t;
 
 extern pool_t pool SEGPOOL_HIDDEN;
