@@ -15,13 +15,13 @@
  * QUEUED (the list was idle) also pushes the segment on its heap's queue
  * (heap_t.remote, a Treiber stack of segments).  The owner takes its queue in
  * its slow paths and each segment's list in O(1), with one exchange that also
- * clears QUEUED: the list becomes the free list (or is joined to it), and its
- * count leaves the live count.  So the owner touches one word per segment,
- * not one block per free, and a freeing thread writes one line per free and
- * its heap's queue once per segment and collection.  A current segment that
- * still has free blocks when it comes off the queue keeps QUEUED and its list
- * (watched): nobody queues it again, and the owner takes the list when the
- * free list runs dry or the segment stops being current.
+ * clears QUEUED: the list becomes the free list, and its count leaves the
+ * live count.  So the owner touches one word per segment, not one block per
+ * free, and a freeing thread writes one line per free and its heap's queue
+ * once per segment and collection.  A segment that still has free blocks
+ * when it comes off the queue keeps QUEUED and its list (watched): nobody
+ * queues it again, and the owner takes the list when the segment is current
+ * and its free list runs dry (see heap_remote_collect).
  *
  * Invariants: QUEUED is set iff the segment is on its heap's queue, or its
  * queuer is about to push it, or it is watched; only the heap's thread (or
@@ -351,9 +351,9 @@ static void heap_remote_take(heap_t *h, segment_t *s, uint64_t word) {
     if ((int32_t)s->used <= 0) heap_free_slow(s);
 }
 
-/* s, current or about to stop being current, was left watched: take its list
- * and clear its QUEUED bit in one exchange, so that the next remote free
- * queues it again.  Returns 1 when s has free blocks now. */
+/* If s was left watched, take its list and clear its QUEUED bit in one
+ * exchange, so that the next remote free queues it again.  Returns 1 when s
+ * has free blocks now. */
 static int heap_remote_refill(heap_t *h, segment_t *s) {
     if (s == &segment_empty) return 0;
     segment_link_t *l = heap_link(s);
@@ -363,21 +363,59 @@ static int heap_remote_refill(heap_t *h, segment_t *s) {
     return s->free != NULL;
 }
 
-/* s came off h's queue: its QUEUED bit is h's to clear.  A current segment
- * that still has free blocks keeps the bit, and so its list (watched): no
- * thread queues it again, and heap_alloc_slow takes the list in O(1) when the
- * free list runs dry, heap_uninstall when it stops being current.  Any other
- * segment's list is taken now (the bit cleared by the same exchange). */
+/* Every live block of s (not current) is on its remote list, just exchanged
+ * out as word: s is empty.  Its lists are dropped with its formatting (span
+ * 0: formatted again lazily if it serves its class again), so that neither
+ * list is walked; a block freed after this is past the formatted part, which
+ * heap_check_block reports as a double free. */
+static void heap_remote_take_all(heap_t *h, segment_t *s, uint64_t word) {
+    heap_remote_checked_head(s, word);
+    uint32_t count = (uint32_t)(word >> SEGMENT_REMOTE_COUNT_SHIFT);
+    s->free = NULL;
+    __atomic_store_n(&s->span, 0, __ATOMIC_RELAXED);
+    h->remote_frees += count;
+    h->remote_collects++;
+    s->used -= count; /* 0 */
+    heap_free_slow(s);
+}
+
+/* s came off h's queue: its QUEUED bit is h's to clear.
+ *  - s has no free block (it ran dry, or is full): its list is taken now and
+ *    becomes its free list, and the exchange clears the bit;
+ *  - the list holds every live block of a segment that is not current: s is
+ *    empty (heap_remote_take_all);
+ *  - otherwise s keeps the bit and its list (watched): no thread queues it
+ *    again, and the list is taken in O(1) when s is current and its free
+ *    list runs dry (heap_alloc_slow), or joined to the free list by
+ *    heap_uninstall, heap_collect and thread exit.  A partly free segment
+ *    that is not current is not needed before it is current again, and this
+ *    spares a walk of either list (one cache miss per block) to join them. */
 static void heap_remote_collect(heap_t *h, segment_t *s) {
     if (s->kind != SEGMENT_BLOCKS || s->heap != h)
         alloc_report("free(): corrupted queue of segments freed into by other threads", s);
     h->remote_queued++;
     segment_link_t *l = heap_link(s);
-    if ((s->used & SEGMENT_CURRENT) && s->free != NULL) {
+    if (s->free == NULL) {
+        heap_remote_take(h, s, atomic_exchange_explicit(&l->remote, 0, memory_order_acq_rel));
+    } else if (!(s->used & SEGMENT_CURRENT) && (atomic_load_explicit(&l->remote, memory_order_relaxed) >>
+                                                  SEGMENT_REMOTE_COUNT_SHIFT) == (s->used & SEGMENT_LIVE_MASK)) {
+        /* No live block is left to free: the count cannot change before the exchange. */
+        heap_remote_take_all(h, s, atomic_exchange_explicit(&l->remote, 0, memory_order_acq_rel));
+    } else {
         l->watched = 1;
-        return;
     }
-    heap_remote_take(h, s, atomic_exchange_explicit(&l->remote, 0, memory_order_acq_rel));
+}
+
+/* Take the lists of h's watched segments that are not current (heap_collect,
+ * thread exit): joined to their free lists, walking the shorter. */
+static void heap_remote_refill_partial(heap_t *h) {
+    for (unsigned c = 0; c < sizeclass_count; c++) {
+        segment_t *next;
+        for (segment_t *s = h->partial[c]; s; s = next) {
+            next = heap_link(s)->next; /* s may leave the list */
+            heap_remote_refill(h, s);
+        }
+    }
 }
 
 /* Collect every segment of a queue taken from h. */
@@ -603,6 +641,7 @@ void heap_collect(heap_t *h) {
     if (h == &heap_empty) return;
     heap_drain_remote(h);
     heap_check_suspects(h);
+    heap_remote_refill_partial(h);
     for (unsigned c = 0; c < sizeclass_count; c++) {
         segment_t *s = h->current[c];
         heap_remote_refill(h, s);
@@ -725,6 +764,7 @@ static void heap_abandon_locked(heap_t *h) {
     h->cache_limit = 0;
     heap_remote_collect_all(h, (segment_t *)queue);
     heap_check_suspects(h);
+    heap_remote_refill_partial(h);
     for (unsigned c = 0; c < sizeclass_count; c++) heap_uninstall(h, c);
     heap_empty_flush(h);
     heap_set_owner(h, 0); /* before the thread pointer can be reused */

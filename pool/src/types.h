@@ -156,7 +156,7 @@ typedef struct segment_link_s {
     segment_t *next, *prev;               /* partial[c], full, empty[c] lists (owner) */
     _Atomic(uint64_t) remote;             /* see above */
     segment_t *queue_next;                /* next on the heap's queue (heap_t.remote) */
-    uint8_t watched;                      /* owner only: current, QUEUED kept, off the queue */
+    uint8_t watched;                      /* owner only: QUEUED kept, off the queue (heap.c) */
     uint8_t pad[31];
 } segment_link_t;
 
