@@ -353,14 +353,16 @@ static void heap_remote_take(heap_t *h, segment_t *s, uint64_t word) {
 
 /* If s was left watched, take its list and clear its QUEUED bit in one
  * exchange, so that the next remote free queues it again.  Returns 1 when s
- * has free blocks now. */
+ * is current and has free blocks now (a segment that is not current may
+ * have gone back to the pool: it is not read again). */
 static int heap_remote_refill(heap_t *h, segment_t *s) {
     if (s == &segment_empty) return 0;
     segment_link_t *l = heap_link(s);
     if (!l->watched) return 0;
     l->watched = 0;
+    int current = (s->used & SEGMENT_CURRENT) != 0;
     heap_remote_take(h, s, atomic_exchange_explicit(&l->remote, 0, memory_order_acq_rel));
-    return s->free != NULL;
+    return current && s->free != NULL;
 }
 
 /* Every live block of s (not current) is on its remote list, just exchanged
