@@ -381,6 +381,12 @@ static void heap_remote_take_all(heap_t *h, segment_t *s, uint64_t word) {
     heap_free_slow(s);
 }
 
+/* Does s's remote list hold every live block of s (and at least one)? */
+static int heap_remote_holds_all(const segment_t *s, segment_link_t *l) {
+    uint64_t count = atomic_load_explicit(&l->remote, memory_order_relaxed) >> SEGMENT_REMOTE_COUNT_SHIFT;
+    return count != 0 && count == (s->used & SEGMENT_LIVE_MASK);
+}
+
 /* s came off h's queue: its QUEUED bit is h's to clear.
  *  - s has no free block (it ran dry, or is full): its list is taken now and
  *    becomes its free list, and the exchange clears the bit;
@@ -399,8 +405,7 @@ static void heap_remote_collect(heap_t *h, segment_t *s) {
     segment_link_t *l = heap_link(s);
     if (s->free == NULL) {
         heap_remote_take(h, s, atomic_exchange_explicit(&l->remote, 0, memory_order_acq_rel));
-    } else if (!(s->used & SEGMENT_CURRENT) && (atomic_load_explicit(&l->remote, memory_order_relaxed) >>
-                                                  SEGMENT_REMOTE_COUNT_SHIFT) == (s->used & SEGMENT_LIVE_MASK)) {
+    } else if (!(s->used & SEGMENT_CURRENT) && heap_remote_holds_all(s, l)) {
         /* No live block is left to free: the count cannot change before the exchange. */
         heap_remote_take_all(h, s, atomic_exchange_explicit(&l->remote, 0, memory_order_acq_rel));
     } else {
