@@ -4,7 +4,7 @@
  * report.
  *
  * Owns nothing.  Every check reads; none writes, allocates or takes a lock
- * except check_pool (pool.lock).  A walk is bounded by what the structure
+ * except check_pool (every shard lock).  A walk is bounded by what the structure
  * may hold, so a cycle is reported, not followed for ever.
  */
 #include "invariants.h"

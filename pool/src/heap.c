@@ -3,26 +3,60 @@
  * other threads, thread exit, adoption, and fork.
  *
  * A heap serves one thread (see types.h).  Per class it has a current segment
- * (the fast path pops its free list), partly used segments, and cached ones
- * (no live block, kept formatted); full segments are on h->full
- * (SEGMENT_FULL).  Cached segments, up to SEGSHIM_TCACHE of them, are the
- * thread cache: reused for
+ * (the fast path pops its free list), partly used segments, and empty ones
+ * kept formatted; full segments are on no list (SEGMENT_FULL).  Empty
+ * segments, up to SEGSHIM_TCACHE of them, are the thread cache: reused for
  * their class, or reformatted for another, before a segment is requested
  * from the global pool; beyond that they go back to it.
  *
  * Remote frees.  A thread that frees a block of a segment it does not own
- * pushes the block on the owner heap's remote stack with one CAS; the owner
- * takes the whole stack in its next slow path and frees each block locally.
- * When the owner thread exits, its heap becomes dead: bit 0 of the remote word
- * is set in the same atomic exchange that takes the stack, so every block is
- * either taken by the exiting thread or sees the bit; a thread that sees it
- * takes the heap's lock and frees the block itself, acting for the heap.
- * Heaps are never unmapped; a new thread adopts a dead heap (its segments and
- * all) before making a new one, so exited threads' memory is reused.
+ * pushes the block on the segment's remote list (segment_link_t.remote: head,
+ * count and a QUEUED bit in one word) with one CAS.  The free that sets
+ * QUEUED (the list was idle) also pushes the segment on its heap's queue
+ * (heap_t.remote, a Treiber stack of segments).  The owner takes its queue in
+ * its slow paths and each segment's list in O(1), with one exchange that also
+ * clears QUEUED: the list becomes the free list, and its count leaves the
+ * live count.  So the owner touches one word per segment, not one block per
+ * free, and a freeing thread writes one line per free and its heap's queue
+ * once per segment and collection.  A segment that still has free blocks
+ * when it comes off the queue keeps QUEUED and its list (watched): nobody
+ * queues it again, and the owner takes the list when the segment is current
+ * and its free list runs dry (see heap_remote_collect).
+ *
+ * Invariants: QUEUED is set iff the segment is on its heap's queue, or its
+ * queuer is about to push it, or it is watched; only the heap's thread (or
+ * its lock holder) clears it, and only with the exchange that takes the list
+ * (so a segment is never on a queue twice); a QUEUED segment has a nonempty
+ * list or is watched, so it has live blocks and never leaves its heap (it is
+ * neither recycled nor adopted away) while a queuer may still push it.
+ *
+ * Races considered:
+ *  - two freers of one segment: the CAS orders them; only the one that saw
+ *    QUEUED clear queues it, the other's block is on the list it queues;
+ *  - a freer and the owner's exchange: the block is either in the list taken
+ *    or pushed after it, on a word with QUEUED clear, and queued again;
+ *  - the owner reads queue_next before its exchange clears QUEUED (release),
+ *    the next queuer writes it after its CAS saw QUEUED clear (acquire);
+ *  - the owner exits: heap_abandon_locked marks the queue dead in the
+ *    exchange that takes it, and takes every list on it and every watched
+ *    one; a queuer that finds the mark takes its segment's list itself under
+ *    the heap's lock (heap_remote_dead), after re-checking the mark (the heap
+ *    may have been adopted); a freer that found QUEUED set relies on that
+ *    queuer, whose exchange comes after its CAS;
+ *  - adoption, under the lock: a dead heap's queue is empty, the mark is
+ *    cleared, waiting queuers then push on the live queue;
+ *  - fork: a parent thread that set QUEUED and had not yet queued is gone in
+ *    the child; heap_fork_child takes such lists (orphans are left alone);
+ *  - a double free racing the first free on another thread: the count then
+ *    exceeds the live blocks, reported when the list is taken.
+ * Counting: the owner counts the blocks it takes (heap_t.remote_frees),
+ * the lists and queued segments; freers count only failed CASes, in the
+ * owner's heap (a line they write anyway), so no thread writes a
+ * process-wide counter per free.
  *
  * Double frees.  A free of a block that carries the free tag and whose first
  * word decodes to a link of its slab is a suspect; the owner checks it
- * exactly against the segment's free list after taking its remote stack.  A
+ * exactly against the segment's free list and remote list (in place).  A
  * remote thread cannot walk another thread's lists, nor write into a block
  * that may still be the program's, so it hands the owner a note naming the
  * block (heap_suspect_t, from a metadata chunk): nothing is dropped, however
@@ -64,6 +98,7 @@ static block_t *heap_free_next(const segment_t *s, const block_t *f) {
 
 SEGPOOL_INLINE segment_link_t *heap_link(const segment_t *s) { return &pool.links[segment_index(s)]; }
 
+/* Doubly linked lists through pool.links: partial[c] and full. */
 static void heap_partial_push(heap_t *h, segment_t *s) { segment_list_push(&h->partial[s->class_index], s); }
 static void heap_partial_remove(heap_t *h, segment_t *s) { segment_list_remove(&h->partial[s->class_index], s); }
 
@@ -143,7 +178,7 @@ static void heap_segment_format(heap_t *h, segment_t *s, unsigned c) {
     heap_segment_extend(s);
 }
 
-/* A fresh segment for class c: a cached one of another class reformatted,
+/* A fresh segment for class c: an empty one of another class reformatted,
  * else one from the global pool; NULL when the pool is exhausted. */
 static segment_t *heap_segment_new(heap_t *h, unsigned c) {
     unsigned slab = sizeclass_table[c].slab;
@@ -178,7 +213,7 @@ static void heap_segment_idle(heap_t *h, segment_t *s) {
     segment_recycle(s, s->slab_count);
 }
 
-/* Give every cached segment back to the global pool. */
+/* Give every kept empty segment back to the global pool. */
 static void heap_cached_flush(heap_t *h) {
     uint32_t limit = h->cache_limit;
     h->cache_limit = 0;
@@ -202,10 +237,15 @@ static void heap_install(heap_t *h, unsigned c, segment_t *s) {
     heap_set_current(h, c, s);
 }
 
-/* Class c's current segment stops being current: to the list its state says. */
+static int heap_remote_refill(heap_t *h, segment_t *s);
+
+/* Class c's current segment stops being current: to the list its state says.
+ * Its remote list, if it was watched, is taken first (while it is current,
+ * so that the take moves it nowhere). */
 static void heap_uninstall(heap_t *h, unsigned c) {
     segment_t *s = h->current[c];
     if (s == &segment_none) return;
+    heap_remote_refill(h, s);
     heap_set_current(h, c, &segment_none);
     s->used -= SEGMENT_CURRENT;
     if (heap_free_head(s) == NULL && s->span == heap_segment_whole(s)) {
@@ -236,34 +276,157 @@ void heap_free_slow(segment_t *s) {
 
 /* ---- Remote frees ---------------------------------------------------------------- */
 
-/* The segment of b, a block on h's remote stack: checked to be a block of
- * one of h's segments, since the link that led here was read from freed
- * memory. */
-static segment_t *heap_remote_segment(heap_t *h, block_t *b, const block_t *from) {
-    if (!alloc_owns(b)) alloc_report("free(): corrupted list of blocks freed by other threads", from);
-    segment_t *s = segment_of(b);
-    if (s->kind != SEGMENT_BLOCKS || s->heap != h || !alloc_is_block_of(s, b))
-        alloc_report("free(): corrupted list of blocks freed by other threads", from);
-    return s;
+/* The head of the remote list in word (a segment_link_t.remote of s), not
+ * checked; NULL when the list is empty. */
+static block_t *heap_remote_head(const segment_t *s, uint64_t word) {
+    if ((word >> SEGMENT_REMOTE_COUNT_SHIFT) == 0) return NULL;
+    return (block_t *)(s->block_start + (word & SEGMENT_REMOTE_OFFSET_MASK));
 }
 
-/* Free every block of a taken remote stack locally (acting for h). */
-static void heap_free_list(heap_t *h, uintptr_t list) {
-    block_t *b = (block_t *)list;
-    while (b) {
-        segment_t *s = heap_remote_segment(h, b, b);
-        block_t *next = alloc_link_decode(b->next);
-        if (next) heap_remote_segment(h, next, b);
-        alloc_free_local(s, b);
-        b = next;
+/* The same, checked by whoever takes the list: the head is a block of s and
+ * the list holds no more blocks than s has live (each block on it is live
+ * until taken; more means a block was freed twice at once). */
+static block_t *heap_remote_checked_head(const segment_t *s, uint64_t word) {
+    block_t *head = heap_remote_head(s, word);
+    if (head && ((word >> SEGMENT_REMOTE_COUNT_SHIFT) > (s->used & SEGMENT_LIVE_MASK) || !alloc_is_block_of(s, head)))
+        alloc_report("free(): corrupted list of blocks freed by other threads", head);
+    return head;
+}
+
+/* The n-th block of the list that starts at f (n >= 1), which must end
+ * there; each link checked. */
+static block_t *heap_list_tail(const segment_t *s, block_t *f, size_t n) {
+    while (--n > 0)
+        if ((f = heap_free_next(s, f)) == NULL) alloc_report("malloc(): corrupted free list", s->free);
+    if (heap_free_next(s, f) != NULL) alloc_report("malloc(): corrupted free list", f);
+    return f;
+}
+
+/* Join a remote list (head, count blocks) to s's free list.  An empty free
+ * list (the common case: s ran dry, or was full) just becomes the remote
+ * list.  Otherwise one of the two must be walked to its tail: the shorter,
+ * whose length is known (the free list holds the formatted blocks that are
+ * not live).  This walk is the price of taking a partly free segment's list
+ * now rather than keeping a second list on every segment, which every check
+ * of "no free block" would then have to read; a current segment avoids it
+ * (watched, see heap_remote_collect). */
+static void heap_remote_splice(segment_t *s, block_t *head, uint32_t count) {
+    if (s->free == NULL) {
+        s->free = head;
+        return;
+    }
+    size_t free_len = s->span / s->block_size - (s->used & SEGMENT_LIVE_MASK);
+    if (free_len <= count) {
+        heap_list_tail(s, s->free, free_len)->next = alloc_link_encode(head);
+    } else {
+        heap_list_tail(s, head, count)->next = alloc_link_encode(s->free);
+        s->free = head;
     }
 }
 
-/* Take the blocks other threads freed to h (a live heap). */
+/* Take word, the remote list just exchanged out of s, into s (acting for h):
+ * its blocks join the free list and leave the live count, and s moves to the
+ * list its state says, as for local frees (heap_free_slow). */
+static void heap_remote_take(heap_t *h, segment_t *s, uint64_t word) {
+    block_t *head = heap_remote_checked_head(s, word);
+    if (!head) return;
+    uint32_t count = (uint32_t)(word >> SEGMENT_REMOTE_COUNT_SHIFT);
+    heap_remote_splice(s, head, count);
+    h->remote_frees += count;
+    h->remote_collects++;
+    s->used -= count;
+    if ((int32_t)s->used <= 0) heap_free_slow(s);
+}
+
+/* If s was left watched, take its list and clear its QUEUED bit in one
+ * exchange, so that the next remote free queues it again.  Returns 1 when s
+ * is current and has free blocks now (a segment that is not current may
+ * have gone back to the pool: it is not read again). */
+static int heap_remote_refill(heap_t *h, segment_t *s) {
+    if (s == &segment_none) return 0;
+    segment_link_t *l = heap_link(s);
+    if (!l->watched) return 0;
+    l->watched = 0;
+    int current = (s->used & SEGMENT_CURRENT) != 0;
+    heap_remote_take(h, s, atomic_exchange_explicit(&l->remote, 0, memory_order_acq_rel));
+    return current && s->free != NULL;
+}
+
+/* Every live block of s (not current) is on its remote list, just exchanged
+ * out as word: s is empty.  Its lists are dropped with its formatting (span
+ * 0: formatted again lazily if it serves its class again), so that neither
+ * list is walked; a block freed after this is past the formatted part, which
+ * heap_check_block reports as a double free. */
+static void heap_remote_take_all(heap_t *h, segment_t *s, uint64_t word) {
+    heap_remote_checked_head(s, word);
+    uint32_t count = (uint32_t)(word >> SEGMENT_REMOTE_COUNT_SHIFT);
+    s->free = NULL;
+    __atomic_store_n(&s->span, 0, __ATOMIC_RELAXED);
+    h->remote_frees += count;
+    h->remote_collects++;
+    s->used -= count; /* 0 */
+    heap_free_slow(s);
+}
+
+/* Does s's remote list hold every live block of s (and at least one)? */
+static int heap_remote_holds_all(const segment_t *s, segment_link_t *l) {
+    uint64_t count = atomic_load_explicit(&l->remote, memory_order_relaxed) >> SEGMENT_REMOTE_COUNT_SHIFT;
+    return count != 0 && count == (s->used & SEGMENT_LIVE_MASK);
+}
+
+/* s came off h's queue: its QUEUED bit is h's to clear.
+ *  - s has no free block (it ran dry, or is full): its list is taken now and
+ *    becomes its free list, and the exchange clears the bit;
+ *  - the list holds every live block of a segment that is not current: s is
+ *    empty (heap_remote_take_all);
+ *  - otherwise s keeps the bit and its list (watched): no thread queues it
+ *    again, and the list is taken in O(1) when s is current and its free
+ *    list runs dry (heap_alloc_slow), or joined to the free list by
+ *    heap_uninstall, heap_collect and thread exit.  A partly free segment
+ *    that is not current is not needed before it is current again, and this
+ *    spares a walk of either list (one cache miss per block) to join them. */
+static void heap_remote_collect(heap_t *h, segment_t *s) {
+    if (s->kind != SEGMENT_BLOCKS || s->heap != h)
+        alloc_report("free(): corrupted queue of segments freed into by other threads", s);
+    h->remote_queued++;
+    segment_link_t *l = heap_link(s);
+    if (s->free == NULL) {
+        heap_remote_take(h, s, atomic_exchange_explicit(&l->remote, 0, memory_order_acq_rel));
+    } else if (!(s->used & SEGMENT_CURRENT) && heap_remote_holds_all(s, l)) {
+        /* No live block is left to free: the count cannot change before the exchange. */
+        heap_remote_take_all(h, s, atomic_exchange_explicit(&l->remote, 0, memory_order_acq_rel));
+    } else {
+        l->watched = 1;
+    }
+}
+
+/* Take the lists of h's watched segments that are not current (heap_collect,
+ * thread exit): joined to their free lists, walking the shorter. */
+static void heap_remote_refill_partial(heap_t *h) {
+    for (unsigned c = 0; c < sizeclass_count; c++) {
+        segment_t *next;
+        for (segment_t *s = h->partial[c]; s; s = next) {
+            next = heap_link(s)->next; /* s may leave the list */
+            heap_remote_refill(h, s);
+        }
+    }
+}
+
+/* Collect every segment of a queue taken from h. */
+static void heap_remote_collect_all(heap_t *h, segment_t *s) {
+    while (s) {
+        /* Read before the bit is cleared: from then on s may be queued again. */
+        segment_t *next = heap_link(s)->queue_next;
+        heap_remote_collect(h, s);
+        s = next;
+    }
+}
+
+/* Take h's queue (a live heap, its thread). */
 static void heap_drain_remote(heap_t *h) {
     if (atomic_load_explicit(&h->remote, memory_order_relaxed) == 0) return;
     uintptr_t list = atomic_exchange_explicit(&h->remote, 0, memory_order_acquire);
-    heap_free_list(h, list);
+    heap_remote_collect_all(h, (segment_t *)list);
 }
 
 /* b lies in s's slab: is it one of the blocks handed out?  A block past the
@@ -285,41 +448,50 @@ static int heap_block_seems_free(const segment_t *s, const block_t *b) {
     return next == NULL || alloc_in_slab(s, next);
 }
 
-/* Is b on s's free list?  Two O(1) answers first, for a copy of a freed
- * block's words put back into a live one (a program that reads freed memory):
- * if b were on the list, the block its link names would be free too, and
- * would not be the head (nothing links to the head).  Otherwise a walk of at
- * most the slab's capacity. */
+/* Is b free in s: on its free list or on its remote list?  Two O(1) answers
+ * first, for a copy of a freed block's words put back into a live one (a
+ * program that reads freed memory): if b were on a list, the block its link
+ * names would be free too, and would not be the free list's head (nothing
+ * links to it; a remote list never links into the free list).  Otherwise a
+ * walk of each list, at most the slab's capacity.  The remote list is walked
+ * in place: its blocks are only ever taken by whoever calls this (h's thread,
+ * or its lock holder); other threads only push in front of the head read. */
 static int heap_list_holds(const segment_t *s, const block_t *b) {
     block_t *next = alloc_link_decode(b->next);
     if (next && (next == s->free || !alloc_looks_free(next))) return 0;
-    uint32_t limit = sizeclass_table[s->class_index].capacity;
+    uint32_t capacity = sizeclass_table[s->class_index].capacity;
+    uint32_t limit = capacity;
     for (block_t *f = heap_free_head(s); f; f = heap_free_next(s, f)) {
         if (f == b) return 1;
         if (limit-- == 0) alloc_report("malloc(): corrupted free list (a cycle)", f);
     }
+    uint64_t word = atomic_load_explicit(&heap_link(s)->remote, memory_order_acquire);
+    uint64_t count = word >> SEGMENT_REMOTE_COUNT_SHIFT;
+    if (count > capacity) alloc_report("free(): corrupted list of blocks freed by other threads", b);
+    block_t *f = heap_remote_head(s, word);
+    if (f && !alloc_is_block_of(s, f)) alloc_report("free(): corrupted list of blocks freed by other threads", f);
+    for (; f && count > 0; f = heap_free_next(s, f), count--)
+        if (f == b) return 1;
     return 0;
 }
 
 /* The exact check of a free of b, a block of h's segment s, by whoever acts
  * for h; then the free. */
-static void heap_free_exact(heap_t *h, segment_t *s, block_t *b) {
+static void heap_free_exact(segment_t *s, block_t *b) {
     heap_check_block(s, b);
-    if (heap_block_seems_free(s, b)) {
-        if (h->state == HEAP_LIVE) heap_drain_remote(h); /* b may be on the remote stack */
-        if (heap_list_holds(s, b)) alloc_report("free(): double free detected", b);
-    }
+    if (heap_block_seems_free(s, b) && heap_list_holds(s, b)) alloc_report("free(): double free detected", b);
     alloc_free_local(s, b);
 }
 
 /* The fast path of free found b not at a block start, or carrying the tag. */
-void heap_free_suspect(block_t *b, segment_t *s) { heap_free_exact(s->heap, s, b); }
+void heap_free_suspect(block_t *b, segment_t *s) { heap_free_exact(s, b); }
 
 /* Notes for suspects come from metadata chunks and are reused through a
  * free list: nothing here allocates through the pool. */
-#define HEAP_NOTE_CHUNK ((size_t)64 << 10) /* bytes of notes mapped at a time */
 static pthread_mutex_t heap_note_lock = PTHREAD_MUTEX_INITIALIZER;
 static heap_suspect_t *heap_note_free;
+
+#define HEAP_NOTE_CHUNK ((size_t)64 << 10) /* bytes of notes mapped at a time */
 
 static heap_suspect_t *heap_note_new(block_t *b) {
     lock_acquire(&heap_note_lock);
@@ -358,7 +530,8 @@ static SEGPOOL_NOINLINE void heap_check_suspects(heap_t *h) {
          * does, h handed it out again since: that free was a second one, and
          * freeing the block now would hand it out twice. */
         if (!heap_block_seems_free(s, b)) alloc_report("free(): double free detected", b);
-        heap_free_exact(h, s, b);
+        h->remote_frees++;
+        heap_free_exact(s, b);
         n = next;
     }
 }
@@ -371,10 +544,45 @@ static void heap_suspect_push(heap_t *h, block_t *b) {
     while (!atomic_compare_exchange_weak_explicit(&h->suspects, &old, n, memory_order_release, memory_order_relaxed));
 }
 
+static void heap_remote_dead(heap_t *h, segment_t *s);
+
+/* Queue s on h: a remote free set s's QUEUED bit, so s is on no queue. */
+static void heap_remote_queue(heap_t *h, segment_t *s) {
+    segment_link_t *l = heap_link(s);
+    uintptr_t old = atomic_load_explicit(&h->remote, memory_order_relaxed);
+    do {
+        if (old & HEAP_REMOTE_DEAD) {
+            heap_remote_dead(h, s);
+            return;
+        }
+        l->queue_next = (segment_t *)old;
+    } while (!atomic_compare_exchange_weak_explicit(&h->remote, &old, (uintptr_t)s, memory_order_release,
+                                                    memory_order_relaxed));
+}
+
+/* h's thread has exited: take s's list for it under its lock.  The exchange
+ * clears the QUEUED bit with the list, so a free after it queues s again (and
+ * comes here too, or finds h adopted); a free before it is in the list. */
+static void heap_remote_dead(heap_t *h, segment_t *s) {
+    lock_acquire(&h->lock);
+    if (!(atomic_load(&h->remote) & HEAP_REMOTE_DEAD)) {
+        /* Adopted meanwhile: a live heap's queue again. */
+        lock_release(&h->lock);
+        heap_remote_queue(h, s);
+        return;
+    }
+    /* An orphan's lists may be torn: its blocks stay where they are. */
+    if (h->state != HEAP_ORPHAN) heap_remote_take(h, s, atomic_exchange(&heap_link(s)->remote, 0));
+    lock_release(&h->lock);
+}
+
 static void heap_free_dead(heap_t *owner, segment_t *s, block_t *b);
 
 /* b lies in a segment this thread does not own, a slab tail, or no block
- * segment at all. */
+ * segment at all.  One CAS pushes b on its segment's remote list; the free
+ * that finds the list idle (QUEUED clear) also queues the segment on its
+ * heap.  Nothing is counted here: the owner counts the blocks it takes in
+ * (heap_t.remote_frees), the statistics add those still on remote lists. */
 void heap_free_remote(block_t *b, segment_t *s) {
     if (s->kind == SEGMENT_SLAB_TAIL) s -= s->slab_offset;
     if (s->kind == SEGMENT_FREE) /* its segment went back to the pool: freed already, or never a block */
@@ -382,9 +590,6 @@ void heap_free_remote(block_t *b, segment_t *s) {
     if (s->kind != SEGMENT_BLOCKS) alloc_report("free(): invalid pointer (not an allocated block)", b);
     heap_check_block(s, b);
     heap_t *owner = s->heap;
-    heap_t *self = tls_heap;
-    if (self != &heap_none) self->remote_frees++;
-    else atomic_fetch_add_explicit(&pool.remote_frees_heapless, 1, memory_order_relaxed);
     if (unlikely(heap_block_seems_free(s, b))) {
         /* Maybe a double free: the owner decides. */
         lock_acquire(&owner->lock);
@@ -394,32 +599,35 @@ void heap_free_remote(block_t *b, segment_t *s) {
         if (!live) heap_free_dead(owner, s, b);
         return;
     }
-    uintptr_t old = atomic_load_explicit(&owner->remote, memory_order_relaxed);
-    do {
-        if (old & HEAP_REMOTE_DEAD) {
-            heap_free_dead(owner, s, b);
-            return;
-        }
-        b->next = alloc_link_encode((block_t *)old);
+    segment_link_t *l = heap_link(s);
+    uint64_t offset = (uintptr_t)b - s->block_start, failed = 0;
+    uint64_t old = atomic_load_explicit(&l->remote, memory_order_relaxed), word;
+    for (;;) {
+        b->next = alloc_link_encode(heap_remote_head(s, old));
         b->free_tag = ALLOC_FREE_TAG;
-    } while (!atomic_compare_exchange_weak_explicit(&owner->remote, &old, (uintptr_t)b, memory_order_release,
-                                                    memory_order_relaxed));
+        word = (((old >> SEGMENT_REMOTE_COUNT_SHIFT) + 1) << SEGMENT_REMOTE_COUNT_SHIFT) | offset | SEGMENT_REMOTE_QUEUED;
+        /* acq_rel: b's words go out with it, and the owner's read of
+         * queue_next before it cleared QUEUED comes before our write of it. */
+        if (atomic_compare_exchange_weak_explicit(&l->remote, &old, word, memory_order_acq_rel, memory_order_relaxed))
+            break;
+        failed++;
+    }
+    if (unlikely(failed)) atomic_fetch_add_explicit(&owner->remote_contended, failed, memory_order_relaxed);
+    if (!(old & SEGMENT_REMOTE_QUEUED)) heap_remote_queue(owner, s);
 }
 
-/* A free into a dead heap: act for it under its lock. */
+/* A suspect free into a dead heap: act for it under its lock. */
 static void heap_free_dead(heap_t *owner, segment_t *s, block_t *b) {
     lock_acquire(&owner->lock);
-    uintptr_t word = atomic_load(&owner->remote);
-    if (!(word & HEAP_REMOTE_DEAD)) {
+    if (!(atomic_load(&owner->remote) & HEAP_REMOTE_DEAD)) {
         /* Adopted meanwhile: it is a live heap again. */
         lock_release(&owner->lock);
         heap_free_remote(b, s);
         return;
     }
     if (owner->state != HEAP_ORPHAN) {
-        heap_free_list(owner, word & ~HEAP_REMOTE_DEAD);
-        atomic_store(&owner->remote, HEAP_REMOTE_DEAD);
-        heap_free_exact(owner, s, b);
+        owner->remote_frees++;
+        heap_free_exact(s, b);
     }
     lock_release(&owner->lock);
 }
@@ -430,8 +638,10 @@ void heap_collect(heap_t *h) {
     if (h == &heap_none) return;
     heap_drain_remote(h);
     heap_check_suspects(h);
+    heap_remote_refill_partial(h);
     for (unsigned c = 0; c < sizeclass_count; c++) {
         segment_t *s = h->current[c];
+        heap_remote_refill(h, s);
         if (s != &segment_none && (s->used & SEGMENT_LIVE_MASK) == 0) heap_uninstall(h, c);
     }
     heap_cached_flush(h);
@@ -462,7 +672,8 @@ void *heap_alloc_slow(heap_t *h, unsigned c) {
     heap_drain_remote(h);
     if (unlikely(atomic_load_explicit(&h->suspects, memory_order_relaxed) != NULL)) heap_check_suspects(h);
     segment_t *s = h->current[c];
-    while (heap_free_head(s) == NULL && !heap_segment_extend(s))
+    /* Blocks other threads freed into s come before formatting more of it. */
+    while (heap_free_head(s) == NULL && !heap_remote_refill(h, s) && !heap_segment_extend(s))
         if ((s = heap_next_segment(h, c)) == NULL) return NULL;
     return alloc_take(s);
 }
@@ -522,8 +733,8 @@ static heap_t *heap_acquire(void) {
     if (!h) h = any_dead;
     if (h) {
         lock_acquire(&h->lock);
-        uintptr_t word = atomic_exchange(&h->remote, HEAP_REMOTE_DEAD);
-        heap_free_list(h, word & ~HEAP_REMOTE_DEAD);
+        /* A dead heap's queue is always empty (frees into it take their
+         * segment's list under this lock): only the mark to clear. */
         heap_set_owner(h, alloc_thread_id());
         h->state = HEAP_LIVE;
         atomic_store(&h->remote, 0);
@@ -544,14 +755,17 @@ static heap_t *heap_acquire(void) {
     return h;
 }
 
-/* Make h dead: take its remote stack for good, give back its cached segments,
- * and leave the others on its lists for whoever frees into them or adopts it. */
+/* Make h dead: take its queue for good (the same exchange marks it dead, so
+ * that a segment queued later is taken by its queuer under h's lock), take
+ * every watched list (heap_uninstall), give back its empty segments, and
+ * leave the others on its lists for whoever frees into them or adopts it. */
 static void heap_abandon_locked(heap_t *h) {
-    uintptr_t word = atomic_exchange(&h->remote, HEAP_REMOTE_DEAD);
+    uintptr_t queue = atomic_exchange(&h->remote, HEAP_REMOTE_DEAD);
     h->state = HEAP_DEAD;
     h->cache_limit = 0;
-    heap_free_list(h, word & ~HEAP_REMOTE_DEAD);
+    heap_remote_collect_all(h, (segment_t *)queue);
     heap_check_suspects(h);
+    heap_remote_refill_partial(h);
     for (unsigned c = 0; c < sizeclass_count; c++) heap_uninstall(h, c);
     heap_cached_flush(h);
     heap_set_owner(h, 0); /* before the thread pointer can be reused */
@@ -644,7 +858,7 @@ void heap_fork_child(void) {
     pthread_mutex_init(&heap_note_lock, NULL);
     pthread_mutex_init(&pool.heaps_lock, NULL);
     heap_t *self = tls_heap;
-    unsigned live = 0, orphans = 0;
+    unsigned live = 0;
     for (heap_t *h = pool.heaps; h; h = h->next_heap) {
         pthread_mutex_init(&h->lock, NULL);
         if (h == self) {
@@ -653,18 +867,28 @@ void heap_fork_child(void) {
             atomic_store(&h->remote, HEAP_REMOTE_DEAD);
             h->state = HEAP_ORPHAN;
             h->owner_tp = 0;
-            orphans++;
         }
     }
     pool.heaps_live = live;
-    /* A thread the child starts may get the thread pointer of a parent thread
-     * that is gone here: no segment may still name one.  The side table is
-     * walked, not the orphans' lists, which may have been caught mid-update. */
-    if (orphans) {
-        size_t end = pool_regions_fresh() * pool.region_segments;
-        for (size_t i = 0; i < end; i++) {
-            segment_t *s = &pool.segments[i];
-            if (s->owner && s->heap && s->heap->state == HEAP_ORPHAN) alloc_set_owner(s, 0);
+    if (self != &heap_none) heap_drain_remote(self);
+    /* Walk the side table, not the heaps' lists (an orphan's may have been
+     * caught mid-update):
+     *  - a thread the child starts may get the thread pointer of a parent
+     *    thread that is gone here: no segment may still name one;
+     *  - a parent thread that set a segment's QUEUED bit but had not queued it
+     *    yet is gone: take that list now (self's queue is drained, so a
+     *    QUEUED segment of self that is not watched is one of these; dead
+     *    heaps have no queue), else the segment would never be queued again. */
+    size_t end = pool_regions_fresh() * pool.region_segments;
+    for (size_t i = 0; i < end; i++) {
+        segment_t *s = &pool.segments[i];
+        if (s->kind != SEGMENT_BLOCKS || !s->heap) continue;
+        if (s->heap->state == HEAP_ORPHAN) {
+            if (s->owner) alloc_set_owner(s, 0);
+            continue;
         }
+        segment_link_t *l = heap_link(s);
+        if ((atomic_load_explicit(&l->remote, memory_order_relaxed) & SEGMENT_REMOTE_QUEUED) && !l->watched)
+            heap_remote_take(s->heap, s, atomic_exchange(&l->remote, 0));
     }
 }

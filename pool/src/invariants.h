@@ -56,11 +56,11 @@ SEGPOOL_COLD __attribute__((noreturn)) void check_failed(const char *expr, const
 void check_heap(const heap_t *h);
 
 /* Every invariant of the segment pool p (the regions, bins, free-region list
- * and purged stack, and the counts); the caller holds pool.lock when p is
+ * and purged stack, and the counts); the caller holds every shard lock when p is
  * &pool. */
 void check_pool_state(const pool_t *p);
 
-/* check_pool_state(&pool) under pool.lock, once the pool is ready. */
+/* check_pool_state(&pool) under every shard lock, once the pool is ready and no region is in transit. */
 void check_pool(void);
 
 #endif /* SEGPOOL_INVARIANTS_H */

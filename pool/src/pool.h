@@ -91,7 +91,6 @@ typedef struct pool_s {
     /* Requests served elsewhere, by reason (segpool_note_fallback). */
     _Atomic uint64_t fallback[SEGPOOL_FALLBACK_REASONS];
     _Atomic uint64_t large_sizes[SEGPOOL_STATS_SIZE_BINS];
-    _Atomic uint64_t remote_frees_heapless; /* from threads that never allocated */
 } pool_t;
 
 /* One shard of the segment pool (segment.c), under its lock.  A region is on

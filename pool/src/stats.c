@@ -81,6 +81,9 @@ STATS_RACY static void stats_merge_heaps(segpool_stats_t *out, size_t *cached) {
     for (heap_t *h = pool.heaps; h; h = h->next_heap) {
         *cached += h->cached_count;
         out->remote_frees += h->remote_frees;
+        out->remote_contended += atomic_load_explicit(&h->remote_contended, memory_order_relaxed);
+        out->remote_queued += h->remote_queued;
+        out->remote_collects += h->remote_collects;
         for (unsigned c = 0; c < sizeclass_count; c++) {
             out->class_requests[c] += h->requests[c];
             out->class_segments[c] += h->class_segments[c];
@@ -97,7 +100,8 @@ STATS_RACY static void stats_merge_heaps(segpool_stats_t *out, size_t *cached) {
 }
 
 /* Blocks live now and their bytes, and (when out is not NULL) the
- * allocations of segments still in their class. */
+ * allocations of segments still in their class and the remote frees not yet
+ * taken by their heap. */
 STATS_RACY static uint64_t stats_walk_segments(segpool_stats_t *out, size_t *live_bytes) {
     uint64_t live = 0;
     size_t bytes = 0;
@@ -108,7 +112,9 @@ STATS_RACY static uint64_t stats_walk_segments(segpool_stats_t *out, size_t *liv
         uint32_t blocks = s->used & SEGMENT_LIVE_MASK;
         live += blocks;
         bytes += (size_t)blocks * s->block_size;
-        if (out != NULL) out->class_requests[s->class_index] += s->allocs;
+        if (out == NULL) continue;
+        out->class_requests[s->class_index] += s->allocs;
+        out->remote_frees += atomic_load_explicit(&pool.links[i].remote, memory_order_relaxed) >> SEGMENT_REMOTE_COUNT_SHIFT;
     }
     *live_bytes = bytes;
     return live;
@@ -135,7 +141,6 @@ SEGPOOL_API void segpool_stats_get(segpool_stats_t *out) {
     out->fallback_exhausted = atomic_load(&pool.fallback[SEGPOOL_FALLBACK_EXHAUSTED]);
     out->fallback_other = atomic_load(&pool.fallback[SEGPOOL_FALLBACK_OTHER]);
     for (unsigned i = 0; i < SEGPOOL_STATS_SIZE_BINS; i++) out->large_sizes[i] = atomic_load(&pool.large_sizes[i]);
-    out->remote_frees = atomic_load(&pool.remote_frees_heapless);
     if (!pool_ready()) return;
 
     out->segment_size = pool.segment_size;

@@ -212,6 +212,15 @@ static void stats_text(text_t *o, const segpool_stats_t *s) {
     stats_text_u64_at(o, indent, "other", s->fallback_other);
     stats_text_u64(o, "pool frees", s->pool_frees);
     stats_text_u64(o, "remote frees", s->remote_frees);
+    stats_text_label(o, indent, "contended");
+    text_u64(o, s->remote_contended);
+    text_str(o, "\n");
+    stats_text_label(o, indent, "segments queued");
+    text_u64(o, s->remote_queued);
+    text_str(o, "\n");
+    stats_text_label(o, indent, "lists collected");
+    text_u64(o, s->remote_collects);
+    text_str(o, "\n");
 
     /* Slow-path locks: how often taken, and how often another thread held
      * the lock at the first try (the thread may have slept). */
@@ -338,6 +347,9 @@ static void stats_json(text_t *o, const segpool_stats_t *s) {
     stats_json_u64(o, "pool_requests", s->pool_requests);
     stats_json_u64(o, "pool_frees", s->pool_frees);
     stats_json_u64(o, "remote_frees", s->remote_frees);
+    stats_json_u64(o, "remote_contended", s->remote_contended);
+    stats_json_u64(o, "remote_queued", s->remote_queued);
+    stats_json_u64(o, "remote_collects", s->remote_collects);
     stats_json_u64(o, "fallback_too_large", s->fallback_too_large);
     stats_json_u64(o, "fallback_aligned", s->fallback_aligned);
     stats_json_u64(o, "fallback_exhausted", s->fallback_exhausted);

@@ -21,13 +21,14 @@
  *   heap      per-thread allocation state (Flink's LocalBufferPool): for each
  *             class the segment it allocates from, its partly free segments,
  *             its cached segments (no live block, kept formatted, up to
- *             SEGSHIM_TCACHE in all), and a stack of blocks that other
- *             threads freed (heap.remote).
+ *             SEGSHIM_TCACHE in all), and a stack of its segments into which
+ *             other threads freed blocks (heap.remote).
  *
  * Ownership: a segment holding blocks belongs to exactly one heap.  Only the
  * heap's thread (or, once the thread has exited, whoever holds the heap's
  * lock) touches the segment's free list; other threads hand blocks back
- * through the heap's remote queue with one atomic operation.
+ * through the segment's remote list (segment_link_t.remote) with one atomic
+ * operation, and queue the segment on its heap when the list was idle.
  */
 #ifndef SEGPOOL_TYPES_H
 #define SEGPOOL_TYPES_H
@@ -108,7 +109,7 @@ typedef enum segment_kind_e {
 /* Metadata of one segment, in the side table (pool.segments), 64 bytes.
  * Invariants for a SEGMENT_BLOCKS head s of class c, owned by heap h:
  *   used & SEGMENT_LIVE_MASK == blocks handed out and not yet freed to s
- *                               (blocks in h's remote queue still count);
+ *                               (blocks on s's remote list still count);
  *   |s->free| + live == span / block_size (the formatted blocks); the list ends in NULL, and
  *   every link on it is encoded and lies in [block_start, block_start+span);
  *   exactly one of: s == h->current[c] (SEGMENT_CURRENT set), s on
@@ -152,10 +153,33 @@ _Static_assert(sizeof(segment_t) == 128, "segment metadata is two cache lines");
 _Static_assert(offsetof(segment_t, free) == 64, "the owner-written fields have a line of their own");
 
 /* List links of a segment, in their own side table (pool.links, same index):
- * only slow paths walk lists, so they stay out of the fast path's line. */
+ * only slow paths walk lists, so they stay out of the fast path's line.
+ *
+ * remote: blocks other threads freed into the segment (a slab's head), not
+ * yet taken by its heap: a Treiber stack whose links are encoded like free
+ * lists (alloc_link_encode) and whose blocks carry ALLOC_FREE_TAG.  The word
+ * packs SEGMENT_REMOTE_QUEUED (bit 0: the segment is on its heap's queue, or
+ * about to be, or watched; see heap.c), the head as a byte offset from
+ * block_start (bits 1..31; a slab is at most 32 MiB) and the number of blocks
+ * on the list (bits 32..63: at most a slab's capacity, so it cannot
+ * overflow).  An offset rather than a pointer needs no assumption about how
+ * many address bits the arena uses.  One entry per cache line: freeing
+ * threads CAS it, and neighbouring segments belong to other heaps. */
 typedef struct segment_link_s {
-    segment_t *next, *prev;
+    segment_t *next, *prev;               /* partial[c], full, empty[c] lists (owner) */
+    _Atomic(uint64_t) remote;             /* see above */
+    segment_t *queue_next;                /* next on the heap's queue (heap_t.remote) */
+    uint8_t watched;                      /* owner only: QUEUED kept, off the queue (heap.c) */
+    uint8_t pad[31];
 } segment_link_t;
+
+_Static_assert(sizeof(segment_link_t) == 64, "one segment's links and remote list per cache line");
+
+#define SEGMENT_REMOTE_QUEUED ((uint64_t)1)
+#define SEGMENT_REMOTE_OFFSET_MASK ((uint64_t)0xfffffffe)
+#define SEGMENT_REMOTE_COUNT_SHIFT 32
+_Static_assert(((uint64_t)SEGPOOL_MAX_SLAB << SEGPOOL_MAX_SEGMENT_SHIFT) <= SEGMENT_REMOTE_OFFSET_MASK,
+               "a slab's byte offsets fit the remote word");
 
 /* A 2 MiB region of the arena. */
 typedef enum region_state_e {
@@ -204,7 +228,9 @@ struct heap_s {
     uint32_t class_segments[SEGPOOL_MAX_CLASSES];
     uint64_t fallback[SEGPOOL_FALLBACK_REASONS]; /* requests this thread sent elsewhere, by reason */
     uint64_t large_sizes[SEGPOOL_STATS_SIZE_BINS];
-    uint64_t remote_frees;                   /* frees this thread sent to other heaps */
+    uint64_t remote_frees;                   /* blocks other threads freed to it, taken in */
+    uint64_t remote_collects;                /* remote lists taken whole (O(1) each) */
+    uint64_t remote_queued;                  /* segments taken off its queue */
     heap_t *next_heap;                       /* pool.heaps list, never unlinked */
     pthread_mutex_t lock;                    /* held by whoever acts for a dead heap */
     heap_state_t state;                      /* under lock */
@@ -214,9 +240,11 @@ struct heap_s {
      * written): checked exactly by the owner at its next slow path. */
     _Atomic(struct heap_suspect_s *) suspects;
 
-    /* Blocks freed by other threads: a Treiber stack of block_t, links encoded
-     * like free lists.  Bit 0 set: the heap is dead, push nothing, take lock. */
+    /* Its segments with blocks other threads freed (heap.c, "Remote frees"):
+     * a Treiber stack of segment_t linked through segment_link_t.queue_next.
+     * Bit 0 set: the heap is dead, push nothing, take its lock. */
     _Alignas(64) _Atomic(uintptr_t) remote;
+    _Atomic(uint64_t) remote_contended;      /* remote-free CASes that failed, by any thread */
 };
 
 #define HEAP_REMOTE_DEAD ((uintptr_t)1)

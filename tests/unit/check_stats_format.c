@@ -57,6 +57,9 @@ static void fill_healthy(segpool_stats_t *s) {
     s->pool_requests = 95000;
     s->pool_frees = 94000;
     s->remote_frees = 321;
+    s->remote_contended = 7;
+    s->remote_queued = 40;
+    s->remote_collects = 38;
     s->fallback_too_large = 4000;
     s->fallback_aligned = 500;
     s->fallback_exhausted = 0;
@@ -266,7 +269,8 @@ static const char *const stats_keys[] = {
     "segment_size",      "pool_size",          "capacity",         "hugepage_mode",      "hugepage_note",
     "segments_in_use",   "segments_cached",    "segments_free",    "segments_peak",      "segments_user",
     "regions_committed", "regions_peak",       "regions_purged",   "arena_rss",          "arena_huge",
-    "pool_requests",     "pool_frees",         "remote_frees",     "fallback_too_large", "fallback_aligned",
+    "pool_requests",     "pool_frees",         "remote_frees",     "remote_contended",   "remote_queued",
+    "remote_collects",   "fallback_too_large", "fallback_aligned",
     "fallback_exhausted", "fallback_other",    "large_sizes",      "class_count",        "class_size",
     "class_requests",    "class_segments",     "threads_live",     "threads_total",      "pool_shards",
     "pool_lock_acquired", "pool_lock_contended", "advice",
@@ -309,6 +313,9 @@ START_TEST(test_text_healthy) {
         "      other             500\n",
         "    pool frees          94000\n",
         "    remote frees        321\n",
+        "      contended         7\n",
+        "      segments queued   40\n",
+        "      lists collected   38\n",
         "  locks\n    pool shards         2000 taken, 50 contended (2.5%) in 4 shards\n",
         "    class     size      requests  segments\n",
         "        0       16         70001        77\n",
@@ -366,6 +373,9 @@ START_TEST(test_json_healthy) {
         "\"pool_requests\": 95000",
         "\"pool_frees\": 94000",
         "\"remote_frees\": 321",
+        "\"remote_contended\": 7",
+        "\"remote_queued\": 40",
+        "\"remote_collects\": 38",
         "\"fallback_too_large\": 4000",
         "\"fallback_aligned\": 500",
         "\"fallback_exhausted\": 0",
