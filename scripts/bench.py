@@ -441,7 +441,11 @@ class Results:
         if len(sums) > 1:
             return "**MISMATCH**: " + "; ".join("%s: %s" % (s, ", ".join(sorted(v))) for s, v in sums.items()), True
         if failed:
-            return "**FAILED**: " + ", ".join(failed), True
+            # A peer that crashes (Debian's mimalloc 2.0.9 does, about one run
+            # in a hundred of trim) is reported, not fatal: only a failed
+            # segshim run or a mismatch fails the run.
+            ours = any(f.startswith("segshim") for f in failed)
+            return ("**FAILED**: " if ours else "peer failed: ") + ", ".join(failed), ours
         return ("ok (`%s`)" % next(iter(sums)) if sums else "no run"), False
 
 
