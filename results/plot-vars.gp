@@ -1,3 +1,9 @@
 allocs = "glibc jemalloc mimalloc tcmalloc segshim segshim-nohuge"
 nallocs = 6
+colors = "#808080 #1b9e77 #377eb8 #ff7f00 #e41a1c #984ea3"
+phase_colors = "#808080 #1b9e77 #377eb8 #ff7f00 #e41a1c #984ea3"
+time_min = 0.025386
+time_max = 17.6934
+rss_min = 0.763021
+rss_max = 2243.94
 phase_allocs = "glibc jemalloc mimalloc tcmalloc segshim segshim-nohuge"
