@@ -160,6 +160,17 @@ static void check_region_in(const pool_t *p, const region_t *r) {
     CHECK_THAT(r >= p->regions && r < p->regions + pool_claim_fresh(p->regions_claim));
 }
 
+/* r, after prev on one of shard i's lists of committed regions, with
+ * free_count free segments. */
+static void check_listed_region(const pool_t *p, const region_t *r, const region_t *prev, unsigned i,
+                                size_t free_count) {
+    check_region_in(p, r);
+    CHECK_THAT(r->prev == prev);
+    CHECK_THAT(r->shard == i);
+    CHECK_THAT(r->free_count == free_count);
+    CHECK_THAT(r->state == REGION_COMMITTED);
+}
+
 /* Walk the bins of shard sh (number i): each list linked both ways, its
  * regions committed, of the shard, of the bin's kind and free count; a bin's
  * bit set iff it holds a region.  Returns the regions on them. */
@@ -172,12 +183,8 @@ static size_t check_bins(const pool_t *p, const segment_shard_t *sh, unsigned i)
             CHECK_THAT(sh->bins[kind][k] == NULL || (k > 0 && k < p->region_segments));
             const region_t *prev = NULL;
             for (const region_t *r = sh->bins[kind][k]; r != NULL; prev = r, r = r->next) {
-                check_region_in(p, r);
+                check_listed_region(p, r, prev, i, k);
                 CHECK_THAT(++on_bins <= fresh);
-                CHECK_THAT(r->prev == prev);
-                CHECK_THAT(r->shard == i);
-                CHECK_THAT(r->free_count == k);
-                CHECK_THAT(r->state == REGION_COMMITTED);
                 CHECK_THAT((r->pages != PAGES_SMALL) == (kind == POOL_REGION_HUGE));
             }
         }
@@ -191,12 +198,8 @@ static size_t check_shard_free(const pool_t *p, const segment_shard_t *sh, unsig
     size_t per = p->region_segments, fresh = pool_claim_fresh(p->regions_claim), listed = 0, purged = 0;
     const region_t *prev = NULL;
     for (const region_t *r = sh->free_regions_head; r != NULL; prev = r, r = r->next) {
-        check_region_in(p, r);
+        check_listed_region(p, r, prev, i, per);
         CHECK_THAT(++listed <= fresh);
-        CHECK_THAT(r->prev == prev);
-        CHECK_THAT(r->shard == i);
-        CHECK_THAT(r->free_count == per);
-        CHECK_THAT(r->state == REGION_COMMITTED);
     }
     CHECK_THAT(sh->free_regions_tail == prev);
     CHECK_THAT(listed == sh->free_regions_count);

@@ -212,24 +212,14 @@ static void stats_text(text_t *o, const segpool_stats_t *s) {
     stats_text_u64_at(o, indent, "other", s->fallback_other);
     stats_text_u64(o, "pool frees", s->pool_frees);
     stats_text_u64(o, "remote frees", s->remote_frees);
-    stats_text_label(o, indent, "contended");
-    text_u64(o, s->remote_contended);
-    text_str(o, "\n");
-    stats_text_label(o, indent, "segments queued");
-    text_u64(o, s->remote_queued);
-    text_str(o, "\n");
-    stats_text_label(o, indent, "lists collected");
-    text_u64(o, s->remote_collects);
-    text_str(o, "\n");
+    stats_text_u64_at(o, indent, "contended", s->remote_contended);
+    stats_text_u64_at(o, indent, "segments queued", s->remote_queued);
+    stats_text_u64_at(o, indent, "lists collected", s->remote_collects);
 
     /* Slow-path locks: how often taken, and how often another thread held
      * the lock at the first try (the thread may have slept). */
     text_str(o, "  locks\n");
-    stats_text_label(o, "    ", "pool shards");
-    text_u64(o, s->pool_lock_acquired);
-    text_str(o, " taken, ");
-    text_u64(o, s->pool_lock_contended);
-    text_str(o, " contended (");
+    stats_text_two(o, "pool shards", s->pool_lock_acquired, " taken, ", s->pool_lock_contended, " contended (", 0);
     text_pct(o, s->pool_lock_contended, s->pool_lock_acquired);
     text_str(o, ") in ");
     text_u64(o, s->pool_shards);
