@@ -315,6 +315,8 @@ def machine_lines(allocs, argv):
         if r.returncode == 0 and r.stdout.startswith("install ok installed|"):
             lines.append("package: " + r.stdout.split("|", 1)[1].strip())
     for a, (lib, env) in allocs.items():
+        if lib and lib.startswith(ROOT + os.sep):
+            lib = os.path.relpath(lib, ROOT)  # the build tree, as a path in the repository
         lines.append("lib %s: %s %s" % (a, lib or "(none: glibc malloc)",
                                         " ".join("%s=%s" % kv for kv in env.items())))
     return lines
