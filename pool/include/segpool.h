@@ -170,10 +170,15 @@ typedef struct segpool_stats_s {
     unsigned threads_live;
     unsigned threads_total;
 
-    /* contention of the segment pool's shard locks, all shards together */
+    /* contention of the allocator's locks, by family: how often taken, and
+     * of those how often another thread held the lock at the first try */
     unsigned pool_shards;         /* SEGSHIM_SHARDS in force */
-    uint64_t pool_lock_acquired;  /* times a shard lock was taken */
-    uint64_t pool_lock_contended; /* of which it was held by another thread first */
+    uint64_t pool_lock_acquired;  /* the segment pool's shard locks, all shards together */
+    uint64_t pool_lock_contended;
+    uint64_t heap_lock_acquired;  /* thread heaps' locks: thread exit, frees into exited threads' heaps, adoption */
+    uint64_t heap_lock_contended;
+    uint64_t heap_list_lock_acquired; /* the heap list's lock: a heap created for a new thread */
+    uint64_t heap_list_lock_contended;
 
     /* the process, so that the files of many processes can be told apart */
     int pid;

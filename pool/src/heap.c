@@ -39,12 +39,12 @@
  *    the next queuer writes it after its CAS saw QUEUED clear (acquire);
  *  - the owner exits: heap_abandon_locked marks the queue dead in the
  *    exchange that takes it, and takes every list on it and every watched
- *    one; a queuer that finds the mark takes its segment's list itself under
- *    the heap's lock (heap_remote_dead), after re-checking the mark (the heap
- *    may have been adopted); a freer that found QUEUED set relies on that
- *    queuer, whose exchange comes after its CAS;
- *  - adoption, under the lock: a dead heap's queue is empty, the mark is
- *    cleared, waiting queuers then push on the live queue;
+ *    one; a queuer that finds the mark still pushes (keeping it), and
+ *    whoever holds the lock next takes the list (see "Dead heaps"); a freer
+ *    that found QUEUED set relies on that queuer, whose push comes after its
+ *    CAS;
+ *  - adoption, under the lock: the mark is cleared and what was queued on
+ *    the dead heap stays queued for its new thread;
  *  - fork: a parent thread that set QUEUED and had not yet queued is gone in
  *    the child; heap_fork_child takes such lists (orphans are left alone);
  *  - a double free racing the first free on another thread: the count then
@@ -385,10 +385,14 @@ static int heap_remote_holds_all(const segment_t *s, segment_link_t *l) {
  *    heap_uninstall, heap_collect and thread exit.  A partly free segment
  *    that is not current is not needed before it is current again, and this
  *    spares a walk of either list (one cache miss per block) to join them. */
-static void heap_remote_collect(heap_t *h, segment_t *s) {
+static void heap_remote_dequeued(heap_t *h, segment_t *s) {
     if (s->kind != SEGMENT_BLOCKS || s->heap != h)
         alloc_report("free(): corrupted queue of segments freed into by other threads", s);
     h->remote_queued++;
+}
+
+static void heap_remote_collect(heap_t *h, segment_t *s) {
+    heap_remote_dequeued(h, s);
     segment_link_t *l = heap_link(s);
     if (s->free == NULL) {
         heap_remote_take(h, s, atomic_exchange_explicit(&l->remote, 0, memory_order_acq_rel));
@@ -544,36 +548,65 @@ static void heap_suspect_push(heap_t *h, block_t *b) {
     while (!atomic_compare_exchange_weak_explicit(&h->suspects, &old, n, memory_order_release, memory_order_relaxed));
 }
 
-static void heap_remote_dead(heap_t *h, segment_t *s);
+/* ---- Dead heaps --------------------------------------------------------------------- */
+
+/* A dead heap's thread has exited, and whoever holds its lock acts for it.
+ * Remote frees go on as for a live heap: a free that finds a segment's list
+ * idle queues the segment on the heap (the push keeps the DEAD mark), then
+ * tries the lock.  The thread that gets it takes the lists of every segment
+ * queued (heap_dead_collect); a thread that finds it busy just leaves, for
+ * the holder looks at the queue again after it lets go (heap_unlock), and
+ * so on until the queue is empty when the lock is free.  So no free waits on
+ * a dead heap's lock, and none of its blocks is left behind: a push and the
+ * holder's release are each followed by a full fence, so at least one of
+ * the two threads sees the other's write.  Adoption clears the mark and
+ * leaves the queue to the heap's new thread. */
+
+static void heap_lock(heap_t *h) { lock_acquire_counted(&h->lock, &h->lock_count); }
+static int heap_trylock(heap_t *h) { return lock_try_counted(&h->lock, &h->lock_count); }
+
+/* Segments queued on h while it is dead, not yet taken. */
+static int heap_dead_pending(heap_t *h) {
+    uintptr_t queue = atomic_load_explicit(&h->remote, memory_order_acquire);
+    return (queue & HEAP_REMOTE_DEAD) && queue != HEAP_REMOTE_DEAD;
+}
+
+/* Take dead h's queue and the list of each segment on it (h's lock held).
+ * An orphan's lists may be torn: its blocks stay where they are. */
+static void heap_dead_collect(heap_t *h) {
+    uintptr_t queue = atomic_exchange_explicit(&h->remote, HEAP_REMOTE_DEAD, memory_order_acquire);
+    if (h->state == HEAP_ORPHAN) return;
+    segment_t *next;
+    for (segment_t *s = (segment_t *)(queue & ~HEAP_REMOTE_DEAD); s; s = next) {
+        next = heap_link(s)->queue_next; /* read before the exchange lets s be queued again */
+        heap_remote_dequeued(h, s);
+        heap_remote_take(h, s, atomic_exchange_explicit(&heap_link(s)->remote, 0, memory_order_acq_rel));
+    }
+}
+
+/* h's lock was just released: if segments were queued on h, dead, by threads
+ * that found the lock busy, take the lock if it is free, and them.  Returns
+ * 1 with the lock held again. */
+static int heap_dead_claim(heap_t *h) {
+    atomic_thread_fence(memory_order_seq_cst);
+    if (!heap_dead_pending(h) || !heap_trylock(h)) return 0;
+    if (heap_dead_pending(h)) heap_dead_collect(h); /* unless adopted meanwhile */
+    return 1;
+}
+
+static void heap_unlock(heap_t *h) {
+    do lock_release(&h->lock);
+    while (heap_dead_claim(h));
+}
 
 /* Queue s on h: a remote free set s's QUEUED bit, so s is on no queue. */
 static void heap_remote_queue(heap_t *h, segment_t *s) {
     segment_link_t *l = heap_link(s);
     uintptr_t old = atomic_load_explicit(&h->remote, memory_order_relaxed);
-    do {
-        if (old & HEAP_REMOTE_DEAD) {
-            heap_remote_dead(h, s);
-            return;
-        }
-        l->queue_next = (segment_t *)old;
-    } while (!atomic_compare_exchange_weak_explicit(&h->remote, &old, (uintptr_t)s, memory_order_release,
-                                                    memory_order_relaxed));
-}
-
-/* h's thread has exited: take s's list for it under its lock.  The exchange
- * clears the QUEUED bit with the list, so a free after it queues s again (and
- * comes here too, or finds h adopted); a free before it is in the list. */
-static void heap_remote_dead(heap_t *h, segment_t *s) {
-    lock_acquire(&h->lock);
-    if (!(atomic_load(&h->remote) & HEAP_REMOTE_DEAD)) {
-        /* Adopted meanwhile: a live heap's queue again. */
-        lock_release(&h->lock);
-        heap_remote_queue(h, s);
-        return;
-    }
-    /* An orphan's lists may be torn: its blocks stay where they are. */
-    if (h->state != HEAP_ORPHAN) heap_remote_take(h, s, atomic_exchange(&heap_link(s)->remote, 0));
-    lock_release(&h->lock);
+    do l->queue_next = (segment_t *)(old & ~HEAP_REMOTE_DEAD);
+    while (!atomic_compare_exchange_weak_explicit(&h->remote, &old, (uintptr_t)s | (old & HEAP_REMOTE_DEAD),
+                                                  memory_order_release, memory_order_relaxed));
+    if (unlikely(old & HEAP_REMOTE_DEAD) && heap_dead_claim(h)) heap_unlock(h);
 }
 
 static void heap_free_dead(heap_t *owner, segment_t *s, block_t *b);
@@ -592,10 +625,10 @@ void heap_free_remote(block_t *b, segment_t *s) {
     heap_t *owner = s->heap;
     if (unlikely(heap_block_seems_free(s, b))) {
         /* Maybe a double free: the owner decides. */
-        lock_acquire(&owner->lock);
+        heap_lock(owner);
         int live = owner->state == HEAP_LIVE;
         if (live) heap_suspect_push(owner, b);
-        lock_release(&owner->lock);
+        heap_unlock(owner);
         if (!live) heap_free_dead(owner, s, b);
         return;
     }
@@ -618,10 +651,10 @@ void heap_free_remote(block_t *b, segment_t *s) {
 
 /* A suspect free into a dead heap: act for it under its lock. */
 static void heap_free_dead(heap_t *owner, segment_t *s, block_t *b) {
-    lock_acquire(&owner->lock);
+    heap_lock(owner);
     if (!(atomic_load(&owner->remote) & HEAP_REMOTE_DEAD)) {
         /* Adopted meanwhile: it is a live heap again. */
-        lock_release(&owner->lock);
+        heap_unlock(owner);
         heap_free_remote(b, s);
         return;
     }
@@ -629,7 +662,7 @@ static void heap_free_dead(heap_t *owner, segment_t *s, block_t *b) {
         owner->remote_frees++;
         heap_free_exact(s, b);
     }
-    lock_release(&owner->lock);
+    heap_unlock(owner);
 }
 
 /* Take remote frees and suspects, give back current segments with no live
@@ -681,17 +714,24 @@ void *heap_alloc_slow(heap_t *h, unsigned c) {
 /* ---- Heaps: creation, adoption, thread exit -------------------------------------------- */
 
 /* Heaps are carved from metadata chunks, HEAP_CHUNK_HEAPS at a time, each on
- * its own cache lines, and never unmapped. */
+ * its own cache lines, and never unmapped.  pool.heaps_lock, the heap list's,
+ * is taken only here: the list is read without it (heaps are published with
+ * a release store and never unlinked). */
 #define HEAP_CHUNK_HEAPS 32
 #define HEAP_LINE 64
-static heap_t *heap_new_locked(void) {
+static heap_t *heap_new(void) {
     static uint8_t *chunk;
     static size_t left;
     size_t need = (sizeof(heap_t) + HEAP_LINE - 1) & ~(size_t)(HEAP_LINE - 1);
+    lock_acquire_counted(&pool.heaps_lock, &pool.heaps_lock_count);
     if (left < need) {
         size_t bytes = need * HEAP_CHUNK_HEAPS;
-        chunk = os_alloc_meta(bytes);
-        if (!chunk) return NULL;
+        uint8_t *fresh = os_alloc_meta(bytes);
+        if (!fresh) {
+            lock_release(&pool.heaps_lock);
+            return NULL;
+        }
+        chunk = fresh;
         left = bytes;
     }
     heap_t *h = (heap_t *)chunk;
@@ -700,9 +740,11 @@ static heap_t *heap_new_locked(void) {
     for (unsigned c = 0; c < SEGPOOL_MAX_CLASSES; c++) h->current[c] = &segment_none;
     for (unsigned i = 0; i < HEAP_DIRECT_STEPS; i++) h->direct[i] = &segment_none;
     pthread_mutex_init(&h->lock, NULL);
+    h->owner_tp = alloc_thread_id();
     h->next_heap = pool.heaps;
-    pool.heaps = h;
-    pool.heaps_total++;
+    __atomic_store_n(&pool.heaps, h, __ATOMIC_RELEASE);
+    __atomic_add_fetch(&pool.heaps_total, 1, __ATOMIC_RELAXED);
+    lock_release(&pool.heaps_lock);
     return h;
 }
 
@@ -717,48 +759,48 @@ static void heap_set_owner(heap_t *h, uintptr_t tp) {
     for (segment_t *s = h->full; s; s = heap_link(s)->next) alloc_set_owner(s, tp);
 }
 
+/* Adopt h for the calling thread if its lock is free and it is still dead.
+ * Segments queued on it while it was dead stay queued: the mark goes, and
+ * its new thread takes them in its next slow path. */
+static int heap_try_adopt(heap_t *h) {
+    if (!heap_trylock(h)) return 0;
+    int dead = h->state == HEAP_DEAD;
+    if (dead) {
+        heap_set_owner(h, alloc_thread_id());
+        h->state = HEAP_LIVE;
+        atomic_store_explicit(&h->adoptable, HEAP_ADOPT_NONE, memory_order_relaxed);
+        atomic_fetch_and_explicit(&h->remote, ~HEAP_REMOTE_DEAD, memory_order_acq_rel);
+    }
+    heap_unlock(h);
+    return dead;
+}
+
+/* A dead heap, adopted; one that still owns segments first (its memory is
+ * reused).  Nothing here waits: a heap whose lock is busy is passed over. */
+static heap_t *heap_adopt(void) {
+    for (uint8_t want = HEAP_ADOPT_OWNS; want >= HEAP_ADOPT_EMPTY; want--)
+        for (heap_t *h = __atomic_load_n(&pool.heaps, __ATOMIC_ACQUIRE); h; h = h->next_heap)
+            if (atomic_load_explicit(&h->adoptable, memory_order_relaxed) == want && heap_try_adopt(h)) return h;
+    return NULL;
+}
+
 /* A heap for the calling thread: a dead one adopted, else a new one. */
 static heap_t *heap_acquire(void) {
     if (tls_thread_done || pool_init() != 0) return NULL;
-    lock_acquire(&pool.heaps_lock);
-    /* Prefer a dead heap that still owns segments: its memory is reused. */
-    heap_t *h = NULL, *any_dead = NULL;
-    for (heap_t *d = pool.heaps; d && !h; d = d->next_heap) {
-        if (d->state != HEAP_DEAD) continue;
-        lock_acquire(&d->lock); /* others may be freeing into it */
-        if (d->segments_owned) h = d;
-        lock_release(&d->lock);
-        if (!any_dead) any_dead = d;
-    }
-    if (!h) h = any_dead;
-    if (h) {
-        lock_acquire(&h->lock);
-        /* A dead heap's queue is always empty (frees into it take their
-         * segment's list under this lock): only the mark to clear. */
-        heap_set_owner(h, alloc_thread_id());
-        h->state = HEAP_LIVE;
-        atomic_store(&h->remote, 0);
-        lock_release(&h->lock);
-    } else {
-        h = heap_new_locked();
-        if (h) h->owner_tp = alloc_thread_id();
-    }
-    if (h) {
-        h->cache_limit = (uint32_t)pool.config.tcache;
-        pool.heaps_live++;
-    }
-    lock_release(&pool.heaps_lock);
-    if (!h) return NULL;
+    heap_t *h = heap_adopt();
+    if (!h && (h = heap_new()) == NULL) return NULL;
+    h->cache_limit = (uint32_t)pool.config.tcache;
+    __atomic_add_fetch(&pool.heaps_live, 1, __ATOMIC_RELAXED);
     tls_heap = h;
     /* May allocate (through this heap, already installed). */
     pthread_setspecific(pool.thread_key, h);
     return h;
 }
 
-/* Make h dead: take its queue for good (the same exchange marks it dead, so
- * that a segment queued later is taken by its queuer under h's lock), take
- * every watched list (heap_uninstall), give back its empty segments, and
- * leave the others on its lists for whoever frees into them or adopts it. */
+/* Make h dead: take its queue (the same exchange marks it dead: later
+ * queuers keep the mark, see "Dead heaps"), take every watched list
+ * (heap_uninstall), give back its empty segments, and leave the others on
+ * its lists for whoever frees into them or adopts it. */
 static void heap_abandon_locked(heap_t *h) {
     uintptr_t queue = atomic_exchange(&h->remote, HEAP_REMOTE_DEAD);
     h->state = HEAP_DEAD;
@@ -769,19 +811,19 @@ static void heap_abandon_locked(heap_t *h) {
     for (unsigned c = 0; c < sizeclass_count; c++) heap_uninstall(h, c);
     heap_cached_flush(h);
     heap_set_owner(h, 0); /* before the thread pointer can be reused */
+    atomic_store_explicit(&h->adoptable, h->segments_owned ? HEAP_ADOPT_OWNS : HEAP_ADOPT_EMPTY,
+                          memory_order_relaxed);
 }
 
 static void heap_thread_done(void *arg) {
     heap_t *h = arg;
     tls_heap = &heap_none;
     tls_thread_done = 1;
-    lock_acquire(&pool.heaps_lock);
-    lock_acquire(&h->lock);
+    heap_lock(h);
     heap_abandon_locked(h);
     SEGPOOL_CHECK_HEAP(h);
-    lock_release(&h->lock);
-    pool.heaps_live--;
-    lock_release(&pool.heaps_lock);
+    heap_unlock(h);
+    __atomic_sub_fetch(&pool.heaps_live, 1, __ATOMIC_RELAXED);
 }
 
 int heap_init_once(void) {
@@ -841,8 +883,11 @@ void heap_fork_parent(void) {
     tls_fork_locked = 0;
     segment_fork_parent();
     pthread_mutex_unlock(&heap_note_lock);
-    for (heap_t *h = pool.heaps; h; h = h->next_heap) pthread_mutex_unlock(&h->lock);
     pthread_mutex_unlock(&pool.heaps_lock);
+    for (heap_t *h = pool.heaps; h; h = h->next_heap) {
+        pthread_mutex_unlock(&h->lock);
+        if (heap_dead_claim(h)) heap_unlock(h); /* what frees queued on it meanwhile */
+    }
     if (_IO_list_unlock) _IO_list_unlock();
 }
 
@@ -867,6 +912,8 @@ void heap_fork_child(void) {
             atomic_store(&h->remote, HEAP_REMOTE_DEAD);
             h->state = HEAP_ORPHAN;
             h->owner_tp = 0;
+        } else if (h->state == HEAP_DEAD) {
+            heap_dead_collect(h); /* segments a parent thread queued on it */
         }
     }
     pool.heaps_live = live;

@@ -31,15 +31,6 @@ extern SEGPOOL_TLS lock_held_t tls_locks_held SEGPOOL_HIDDEN;
 
 SEGPOOL_COLD __attribute__((noreturn)) void lock_reentered(pthread_mutex_t *m);
 
-/* Contention of one lock (or of a family of locks, one counter each): how
- * often it was taken, and how often of those its first try failed and the
- * thread may have slept.  The counters are written only by the holder of the
- * lock they count, so they cost no atomic operation and share the lock's
- * cache line traffic; readers (statistics) take the lock or read racily. */
-typedef struct lock_count_s {
-    uint64_t acquired;
-    uint64_t contended;
-} lock_count_t;
 
 static inline void lock_note_held(lock_held_t *t, pthread_mutex_t *m) {
     if (t->count < LOCK_HELD_MAX) t->held[t->count] = m;

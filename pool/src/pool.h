@@ -13,8 +13,11 @@
  *
  * Lock order (outer first): pool.heaps_lock -> heap_t.lock -> a pool shard's
  * lock (segment_shard_t.lock; a thread holds at most one at a time).
- * pool.heaps_lock guards the heap list and heap adoption; a heap's lock is
- * taken only for a dead heap (its thread has exited); a shard's lock guards
+ * pool.heaps_lock guards adding a heap to the list (which is read without
+ * it); a heap's lock is taken by its exiting thread, by whoever acts for a
+ * dead heap, and to adopt one (only tried, never waited for, by remote frees
+ * and starting threads, except to check a suspected double free); a shard's
+ * lock guards
  * its lists of regions (segment.c); pool.arena_lock, a leaf taken with no
  * other pool lock held, guards the arena's growth and give-back and the
  * huge-page mode (arena.c).  No lock is held across a call that may allocate
@@ -83,9 +86,10 @@ typedef struct pool_s {
     size_t segments_user;          /* of which handed out whole to the API */
 
     /* Heaps (heap.c). */
-    pthread_mutex_t heaps_lock;
-    heap_t *heaps;
-    unsigned heaps_live, heaps_total;
+    pthread_mutex_t heaps_lock;    /* the heap list's: taken to add a heap */
+    lock_count_t heaps_lock_count;
+    heap_t *heaps;                 /* read without the lock (published with release) */
+    unsigned heaps_live, heaps_total; /* atomic read-modify-writes: at thread start and exit */
     pthread_key_t thread_key;
 
     /* Requests served elsewhere, by reason (segpool_note_fallback). */

@@ -77,9 +77,10 @@ static void stats_process(segpool_stats_t *out) {
 
 /* Other threads' counters are read while they run: approximate by design. */
 STATS_RACY static void stats_merge_heaps(segpool_stats_t *out, size_t *cached) {
-    lock_acquire(&pool.heaps_lock);
-    for (heap_t *h = pool.heaps; h; h = h->next_heap) {
+    for (heap_t *h = __atomic_load_n(&pool.heaps, __ATOMIC_ACQUIRE); h; h = h->next_heap) {
         *cached += h->cached_count;
+        out->heap_lock_acquired += h->lock_count.acquired;
+        out->heap_lock_contended += h->lock_count.contended;
         out->remote_frees += h->remote_frees;
         out->remote_contended += atomic_load_explicit(&h->remote_contended, memory_order_relaxed);
         out->remote_queued += h->remote_queued;
@@ -94,9 +95,10 @@ STATS_RACY static void stats_merge_heaps(segpool_stats_t *out, size_t *cached) {
         out->fallback_other += h->fallback[SEGPOOL_FALLBACK_OTHER];
         for (unsigned i = 0; i < SEGPOOL_STATS_SIZE_BINS; i++) out->large_sizes[i] += h->large_sizes[i];
     }
-    out->threads_live = pool.heaps_live;
-    out->threads_total = pool.heaps_total;
-    lock_release(&pool.heaps_lock);
+    out->threads_live = __atomic_load_n(&pool.heaps_live, __ATOMIC_RELAXED);
+    out->threads_total = __atomic_load_n(&pool.heaps_total, __ATOMIC_RELAXED);
+    out->heap_list_lock_acquired = pool.heaps_lock_count.acquired;
+    out->heap_list_lock_contended = pool.heaps_lock_count.contended;
 }
 
 /* Blocks live now and their bytes, and (when out is not NULL) the

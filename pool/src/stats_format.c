@@ -86,6 +86,13 @@ static void stats_text_two(text_t *o, const char *label, uint64_t a, const char 
     text_str(o, end);
 }
 
+/* "label  A taken, C contended (P%)", without the end of the line. */
+static void stats_text_lock(text_t *o, const char *label, uint64_t acquired, uint64_t contended) {
+    stats_text_two(o, label, acquired, " taken, ", contended, " contended (", 0);
+    text_pct(o, contended, acquired);
+    text_str(o, ")");
+}
+
 /* "label  V (P%)": v and its share of total. */
 static void stats_text_share(text_t *o, const char *label, uint64_t v, uint64_t total) {
     stats_text_label(o, "    ", label);
@@ -219,11 +226,14 @@ static void stats_text(text_t *o, const segpool_stats_t *s) {
     /* Slow-path locks: how often taken, and how often another thread held
      * the lock at the first try (the thread may have slept). */
     text_str(o, "  locks\n");
-    stats_text_two(o, "pool shards", s->pool_lock_acquired, " taken, ", s->pool_lock_contended, " contended (", 0);
-    text_pct(o, s->pool_lock_contended, s->pool_lock_acquired);
-    text_str(o, ") in ");
+    stats_text_lock(o, "pool shards", s->pool_lock_acquired, s->pool_lock_contended);
+    text_str(o, " in ");
     text_u64(o, s->pool_shards);
     text_str(o, s->pool_shards == 1 ? " shard\n" : " shards\n");
+    stats_text_lock(o, "thread heaps", s->heap_lock_acquired, s->heap_lock_contended);
+    text_str(o, "\n");
+    stats_text_lock(o, "heap list", s->heap_list_lock_acquired, s->heap_list_lock_contended);
+    text_str(o, "\n");
 
     /* size classes with anything to show */
     unsigned classes = stats_class_count(s);
@@ -354,6 +364,10 @@ static void stats_json(text_t *o, const segpool_stats_t *s) {
     stats_json_u64(o, "pool_shards", s->pool_shards);
     stats_json_u64(o, "pool_lock_acquired", s->pool_lock_acquired);
     stats_json_u64(o, "pool_lock_contended", s->pool_lock_contended);
+    stats_json_u64(o, "heap_lock_acquired", s->heap_lock_acquired);
+    stats_json_u64(o, "heap_lock_contended", s->heap_lock_contended);
+    stats_json_u64(o, "heap_list_lock_acquired", s->heap_list_lock_acquired);
+    stats_json_u64(o, "heap_list_lock_contended", s->heap_list_lock_contended);
 
     char advice[STATS_ADVICE_MAX][STATS_LINE_LEN];
     int n = stats_advice(s, advice, STATS_ADVICE_MAX);

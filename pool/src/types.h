@@ -67,6 +67,16 @@ _Static_assert(SEGPOOL_MAX_REGION_SEGMENTS == 512, "region bitmaps are eight 64-
 
 typedef struct heap_s heap_t;
 
+/* Contention of one lock (or of a family of locks, one counter each): how
+ * often it was taken, and how often of those its first try failed and the
+ * thread may have slept.  The counters are written only by the holder of the
+ * lock they count, so they cost no atomic operation and share the lock's
+ * cache line traffic; readers (statistics) take the lock or read racily. */
+typedef struct lock_count_s {
+    uint64_t acquired;
+    uint64_t contended;
+} lock_count_t;
+
 /* A heap's life (heap_t.state).  A live heap serves its thread.  A dead
  * heap's thread has exited: whoever holds its lock acts for it, and a new
  * thread may adopt it.  An orphan heap belonged to another thread of the
@@ -127,26 +137,28 @@ typedef enum segment_kind_e {
  * same thread pointer) and set again when a thread adopts the heap. */
 typedef struct segment_s {
     /* Read by every free, remote ones included; written only when the segment
-     * is formatted or changes owner, so other threads' reads stay shared. */
+     * is formatted, formats more of its slab (span) or changes owner, so
+     * other threads' reads stay shared: a remote free reads nothing the
+     * owner writes per allocation. */
     uintptr_t owner;          /* thread pointer of the owning heap's thread; 0 if none */
     uint64_t div_magic;       /* UINT64_MAX / block_size + 1 */
-    struct segpool_local_s *local; /* SEGMENT_USER: the local pool it came from, or NULL */
+    uintptr_t block_start;    /* address of its first block */
+    uintptr_t span;           /* bytes of the slab formatted so far; 0 when it holds none (a full word: one compare) */
     heap_t *heap;             /* owner while kind == SEGMENT_BLOCKS */
+    struct segpool_local_s *local; /* SEGMENT_USER: the local pool it came from, or NULL */
     uint32_t block_size;      /* class size in bytes */
     uint16_t slab_offset;     /* entries back to the slab head (0 for a head) */
     uint8_t slab_count;       /* segments in the slab (head only) */
     uint8_t class_index;
     uint8_t kind;             /* segment_kind_t */
-    uint8_t pad0[23];
+    uint8_t pad0[7];
 
     /* Written by the owner on every allocation and local free. */
     block_t *free;            /* head of the free list (decoded; checked before use) */
     uint32_t used;            /* live blocks | SEGMENT_FULL | SEGMENT_CURRENT */
     uint32_t pad1;
-    uintptr_t block_start;    /* address of its first block */
-    uintptr_t span;           /* bytes of the slab formatted so far; 0 when it holds none (a full word: one compare) */
     uint64_t allocs;          /* blocks handed out since it was formatted (statistics) */
-    uint8_t pad2[24];
+    uint8_t pad2[40];
 } segment_t;
 
 _Static_assert(sizeof(segment_t) == 128, "segment metadata is two cache lines");
@@ -233,7 +245,12 @@ struct heap_s {
     uint64_t remote_queued;                  /* segments taken off its queue */
     heap_t *next_heap;                       /* pool.heaps list, never unlinked */
     pthread_mutex_t lock;                    /* held by whoever acts for a dead heap */
+    lock_count_t lock_count;                 /* its acquisitions, by the holder */
     heap_state_t state;                      /* under lock */
+    /* For threads looking for a heap to adopt, read without the lock:
+     * HEAP_ADOPT_NONE (live or orphan), _EMPTY (dead, owns no segment) or
+     * _OWNS (dead, owns segments: preferred, its memory is reused). */
+    _Atomic(uint8_t) adoptable;
 
     /* Frees from other threads of blocks that looked already free, each in
      * a note of its own (the block may be the program's data, so it is not
@@ -242,12 +259,15 @@ struct heap_s {
 
     /* Its segments with blocks other threads freed (heap.c, "Remote frees"):
      * a Treiber stack of segment_t linked through segment_link_t.queue_next.
-     * Bit 0 set: the heap is dead, push nothing, take its lock. */
+     * Bit 0 set: the heap is dead; pushes keep the bit, and whoever holds or
+     * next takes its lock takes the lists of the segments queued (heap.c,
+     * "Dead heaps"). */
     _Alignas(64) _Atomic(uintptr_t) remote;
     _Atomic(uint64_t) remote_contended;      /* remote-free CASes that failed, by any thread */
 };
 
 #define HEAP_REMOTE_DEAD ((uintptr_t)1)
+enum { HEAP_ADOPT_NONE = 0, HEAP_ADOPT_EMPTY, HEAP_ADOPT_OWNS };
 
 /* A block another thread freed that looked free already (heap.suspects). */
 typedef struct heap_suspect_s {

@@ -258,6 +258,78 @@ START_TEST(test_owner_exits_with_remote_frees_pending) {
 }
 END_TEST
 
+/* ---- Many threads free into heaps whose threads exited, while others adopt them ---- */
+
+enum { DEAD_OWNERS = 4, DEAD_BLOCKS = 3000, DEAD_FREERS = 6, DEAD_ADOPTERS = 4 };
+
+static struct {
+    void *blocks[DEAD_OWNERS][DEAD_BLOCKS];
+} remote_dead;
+
+static void *remote_dead_owner(void *arg) {
+    int o = (int)(intptr_t)arg;
+    for (int i = 0; i < DEAD_BLOCKS; i++) {
+        uint64_t id = (uint64_t)(o * DEAD_BLOCKS + i);
+        remote_dead.blocks[o][i] = segpool_malloc(remote_size(id));
+        remote_fill(remote_dead.blocks[o][i], remote_size(id), id);
+    }
+    return NULL; /* exits with every block live: its heap is dead */
+}
+
+static void *remote_dead_freer(void *arg) {
+    int k = (int)(intptr_t)arg;
+    for (int o = 0; o < DEAD_OWNERS; o++)
+        for (int i = k; i < DEAD_BLOCKS; i += DEAD_FREERS) {
+            uint64_t id = (uint64_t)(o * DEAD_BLOCKS + i);
+            if (!remote_intact(remote_dead.blocks[o][i], remote_size(id), id)) abort();
+            segpool_free(remote_dead.blocks[o][i]);
+        }
+    return NULL;
+}
+
+/* Starts while the frees go on, so it may adopt a dead heap with segments
+ * queued on it; allocates and frees blocks of its own, then exits. */
+static void *remote_dead_adopter(void *arg) {
+    uint64_t base = 1000000u * (uint64_t)(intptr_t)arg;
+    void *own[200];
+    for (int round = 0; round < 20; round++) {
+        for (int i = 0; i < 200; i++) {
+            own[i] = segpool_malloc(remote_size(base + (uint64_t)i));
+            remote_fill(own[i], remote_size(base + (uint64_t)i), base + (uint64_t)i);
+        }
+        for (int i = 0; i < 200; i++) {
+            if (!remote_intact(own[i], remote_size(base + (uint64_t)i), base + (uint64_t)i)) abort();
+            segpool_free(own[i]);
+        }
+    }
+    return NULL;
+}
+
+START_TEST(test_frees_into_dead_heaps_while_others_adopt) {
+    segpool_stats_t before = remote_stats();
+    pthread_t owners[DEAD_OWNERS], freers[DEAD_FREERS], adopters[DEAD_ADOPTERS];
+    for (int o = 0; o < DEAD_OWNERS; o++) pthread_create(&owners[o], NULL, remote_dead_owner, (void *)(intptr_t)o);
+    for (int o = 0; o < DEAD_OWNERS; o++) pthread_join(owners[o], NULL);
+    for (int k = 0; k < DEAD_FREERS; k++) pthread_create(&freers[k], NULL, remote_dead_freer, (void *)(intptr_t)k);
+    for (int a = 0; a < DEAD_ADOPTERS; a++)
+        pthread_create(&adopters[a], NULL, remote_dead_adopter, (void *)(intptr_t)(a + 1));
+    for (int k = 0; k < DEAD_FREERS; k++) pthread_join(freers[k], NULL);
+    for (int a = 0; a < DEAD_ADOPTERS; a++) pthread_join(adopters[a], NULL);
+    segpool_stats_t after = remote_stats();
+    /* Every block came back, to a dead heap or to the heap's new thread, and
+     * every segment they emptied went back to the pool. */
+    ck_assert_uint_eq(after.bytes_in_use, before.bytes_in_use);
+    ck_assert_uint_eq(after.segments_in_use, before.segments_in_use);
+    ck_assert_uint_ge(after.remote_frees - before.remote_frees, DEAD_OWNERS * DEAD_BLOCKS);
+    /* Exits and frees into dead heaps took heap locks; no thread was created
+     * past the owners and adopters, so the heap list grew by at most those. */
+    ck_assert_uint_gt(after.heap_lock_acquired, before.heap_lock_acquired);
+    ck_assert_uint_le(after.threads_total - before.threads_total, DEAD_OWNERS + DEAD_ADOPTERS + DEAD_FREERS);
+    ck_assert_uint_le(after.heap_list_lock_acquired - before.heap_list_lock_acquired,
+                      after.threads_total - before.threads_total);
+}
+END_TEST
+
 /* ---- fork with remote frees pending ---------------------------------------------- */
 
 enum { FORK_BLOCKS = 20000 };
@@ -332,6 +404,7 @@ static Suite *remote_suite(void) {
     tcase_add_test(core, test_full_segment_comes_back);
     tcase_add_test(core, test_many_threads_free_into_one_owner);
     tcase_add_test(core, test_owner_exits_with_remote_frees_pending);
+    tcase_add_test(core, test_frees_into_dead_heaps_while_others_adopt);
     tcase_add_test(core, test_fork_with_remote_frees_pending);
     tcase_add_test(core, test_fork_while_threads_free);
     suite_add_tcase(s, core);
