@@ -72,24 +72,29 @@ SEGPOOL_INLINE void alloc_set_owner(segment_t *s, uintptr_t tp) { __atomic_store
 /* Nonzero when p is inside the arena. */
 SEGPOOL_INLINE int alloc_owns(const void *p) { return (uintptr_t)p - pool.base < pool.size; }
 
-/* p is the start of one of s's blocks handed out so far: it lies in the
- * formatted part of the slab, [block_start, block_start + span), at a
- * multiple of block_size from its start.  With M = div_magic,
- * n % d == 0 <=> n * M mod 2^64 < M for n, d < 2^32 (Lemire, Kaser, Kurz);
- * span is at most a slab, far below 2^32.  The range also keeps out the
- * blocks past the formatted part, which carry no tag. */
-SEGPOOL_INLINE int alloc_is_block_in(const segment_t *s, const void *p, uintptr_t span) {
-    uintptr_t n = (uintptr_t)p - s->block_start;
-    return n < span && n * s->div_magic < s->div_magic;
+/* p, which lies in s's slab, is the start of one of the blocks formatted so
+ * far (handed out or not): at a multiple k of block_size d from block_start,
+ * with k below the count formatted.  One multiply and one compare test both.
+ * With M = div_magic = floor(2^64 / d) + 1 and n = p - block_start = k*d + r
+ * (0 <= r < d; n is below a slab, far below 2^32):
+ *  - r == 0: n * M mod 2^64 = k * (d*M - 2^64) = k * div_step, and div_step
+ *    is in (0, d], so this is below block_limit = count * div_step exactly
+ *    when k < count (and never above a slab's bytes);
+ *  - r > 0: n * M mod 2^64 >= M > 2^44, above any block_limit (the bound of
+ *    Lemire, Kaser and Kurz for exact divisibility tests).
+ * The range keeps out the blocks past the formatted part, which carry no tag. */
+SEGPOOL_INLINE int alloc_is_block_in(const segment_t *s, const void *p, uint64_t limit) {
+    return ((uintptr_t)p - s->block_start) * s->div_magic < limit;
 }
 
-/* For the thread acting for s's heap, the only writer of span. */
-SEGPOOL_INLINE int alloc_is_block_of(const segment_t *s, const void *p) { return alloc_is_block_in(s, p, s->span); }
+/* For the thread acting for s's heap, the only writer of block_limit. */
+SEGPOOL_INLINE int alloc_is_block_of(const segment_t *s, const void *p) { return alloc_is_block_in(s, p, s->block_limit); }
 
-/* For any other thread: span grows while it reads it, a relaxed load (a plain
- * move on x86-64); the handout of the block it frees made that part visible. */
+/* For any other thread: the limit grows while it reads it, a relaxed load (a
+ * plain move on x86-64); the handout of the block it frees made that part
+ * visible. */
 SEGPOOL_INLINE int alloc_is_block_of_shared(const segment_t *s, const void *p) {
-    return alloc_is_block_in(s, p, __atomic_load_n(&s->span, __ATOMIC_RELAXED));
+    return alloc_is_block_in(s, p, __atomic_load_n(&s->block_limit, __ATOMIC_RELAXED));
 }
 
 /* b carries the free tag: it may be free already (heap_free_suspect decides). */

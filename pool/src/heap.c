@@ -132,6 +132,14 @@ static size_t heap_segment_whole(const segment_t *s) {
     return (size_t)sizeclass_table[s->class_index].capacity * s->block_size;
 }
 
+/* s's formatted part becomes span bytes: span, and block_limit with it
+ * (alloc_is_block_of), both read by remote frees. */
+static void heap_segment_set_span(segment_t *s, uintptr_t span) {
+    __atomic_store_n(&s->span, span, __ATOMIC_RELAXED);
+    __atomic_store_n(&s->block_limit, span ? span / s->block_size * sizeclass_table[s->class_index].div_step : 0,
+                     __ATOMIC_RELAXED);
+}
+
 static int heap_segment_extend(segment_t *s) {
     size_t size = s->block_size, whole = heap_segment_whole(s);
     if (s->span >= whole) return 0; /* also segment_none, whose sizes are 0 */
@@ -147,7 +155,7 @@ static int heap_segment_extend(segment_t *s) {
         link = b;
     }
     s->free = link;
-    __atomic_store_n(&s->span, s->span + count * size, __ATOMIC_RELAXED); /* read by remote frees */
+    heap_segment_set_span(s, s->span + count * size);
     return 1;
 }
 
@@ -163,14 +171,14 @@ static void heap_segment_format(heap_t *h, segment_t *s, unsigned c) {
     }
     s->free = NULL;
     s->block_start = (uintptr_t)start;
-    __atomic_store_n(&s->span, 0, __ATOMIC_RELAXED);
-    s->used = 0;
     s->block_size = cls->size;
+    s->class_index = (uint8_t)c;
+    heap_segment_set_span(s, 0);
+    s->used = 0;
     s->div_magic = cls->div_magic;
     s->allocs = 0;
     s->slab_offset = 0;
     s->slab_count = (uint8_t)cls->slab;
-    s->class_index = (uint8_t)c;
     s->kind = SEGMENT_BLOCKS;
     s->heap = h;
     alloc_set_owner(s, h->owner_tp);
@@ -361,7 +369,7 @@ static void heap_remote_take_all(heap_t *h, segment_t *s, uint64_t word) {
     heap_remote_checked_head(s, word);
     uint32_t count = (uint32_t)(word >> SEGMENT_REMOTE_COUNT_SHIFT);
     s->free = NULL;
-    __atomic_store_n(&s->span, 0, __ATOMIC_RELAXED);
+    heap_segment_set_span(s, 0);
     h->remote_frees += count;
     h->remote_collects++;
     s->used -= count; /* 0 */

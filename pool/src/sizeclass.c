@@ -46,7 +46,10 @@ unsigned sizeclass_init(size_t segment_size, unsigned max_slab) {
         c->size = (uint32_t)size;
         c->slab = sizeclass_slab_for(size, segment_size, max_slab);
         c->capacity = (uint32_t)(c->slab * segment_size / size);
-        c->div_magic = UINT64_MAX / size + 1;
+        /* floor(2^64 / size) + 1: ceil(2^64 / size), or one more for a power
+         * of two, so that size * div_magic mod 2^64 is never 0 (alloc.h). */
+        c->div_magic = UINT64_MAX / size + 1 + ((size & (size - 1)) == 0);
+        c->div_step = (uint64_t)size * c->div_magic;
         if (size < SIZECLASS_LINEAR_MAX) {
             size += SIZECLASS_STEP;
         } else {

@@ -141,11 +141,11 @@ typedef struct segment_s {
      * other threads' reads stay shared: a remote free reads nothing the
      * owner writes per allocation. */
     uintptr_t owner;          /* thread pointer of the owning heap's thread; 0 if none */
-    uint64_t div_magic;       /* UINT64_MAX / block_size + 1 */
+    uint64_t div_magic;       /* floor(2^64 / block_size) + 1 (sizeclass.c) */
     uintptr_t block_start;    /* address of its first block */
     uintptr_t span;           /* bytes of the slab formatted so far; 0 when it holds none (a full word: one compare) */
+    uint64_t block_limit;     /* blocks formatted so far * sizeclass_t.div_step: alloc_is_block_of */
     heap_t *heap;             /* owner while kind == SEGMENT_BLOCKS */
-    struct segpool_local_s *local; /* SEGMENT_USER: the local pool it came from, or NULL */
     uint32_t block_size;      /* class size in bytes */
     uint16_t slab_offset;     /* entries back to the slab head (0 for a head) */
     uint8_t slab_count;       /* segments in the slab (head only) */
@@ -158,7 +158,8 @@ typedef struct segment_s {
     uint32_t used;            /* live blocks | SEGMENT_FULL | SEGMENT_CURRENT */
     uint32_t pad1;
     uint64_t allocs;          /* blocks handed out since it was formatted (statistics) */
-    uint8_t pad2[40];
+    struct segpool_local_s *local; /* SEGMENT_USER: the local pool it came from, or NULL */
+    uint8_t pad2[32];
 } segment_t;
 
 _Static_assert(sizeof(segment_t) == 128, "segment metadata is two cache lines");
