@@ -110,6 +110,11 @@ typedef struct segment_shard_s {
     size_t free_regions_count;     /* on the free-region list; read by other shards without the lock */
     region_t *purged;              /* given back, reusable */
     size_t segments_out, segments_peak;
+    /* Runs recycled while the lock was busy (segment.c, "Recycle"): a stack
+     * of segment_t through segment_link_t.queue_next, pushed with a CAS and
+     * taken whole by the lock's holder. */
+    _Alignas(64) _Atomic(uintptr_t) pending;
+    uint64_t pending_runs;         /* runs that went through it (statistics), by the holder */
 } __attribute__((aligned(64))) segment_shard_t;
 
 extern pool_t pool SEGPOOL_HIDDEN;
@@ -165,7 +170,7 @@ void segment_retain_update(void);    /* the budget of wholly free regions kept *
 void segment_retain_poll(void);
 size_t segment_trim(void);           /* purge every wholly free region now; bytes given back */
 /* Sums over the shards, each read under its lock. */
-void segment_counts(size_t *out, size_t *peak, lock_count_t *locks);
+void segment_counts(size_t *out, size_t *peak, lock_count_t *locks, uint64_t *deferred);
 /* Tests: requests of the calling thread use shard (mod the count); -1: its CPU's. */
 void segment_shard_pin(int shard);
 void segment_fork_prepare(void);     /* take every shard lock and the arena lock */

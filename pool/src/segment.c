@@ -89,9 +89,36 @@ static segment_shard_t *segment_region_shard(const region_t *r) {
     return &pool.shards[__atomic_load_n(&r->shard, __ATOMIC_RELAXED)];
 }
 
-static void segment_shard_lock(segment_shard_t *sh) { lock_acquire_counted(&sh->lock, &sh->lock_count); }
-static int segment_shard_trylock(segment_shard_t *sh) { return lock_try_counted(&sh->lock, &sh->lock_count); }
-static void segment_shard_unlock(segment_shard_t *sh) { lock_release(&sh->lock); }
+/* Taking a shard's lock also takes in the runs recycled while it was busy,
+ * and letting go of it looks for more (see "Recycle"). */
+static void segment_pending_take_locked(segment_shard_t *sh);
+
+static void segment_shard_lock(segment_shard_t *sh) {
+    lock_acquire_counted(&sh->lock, &sh->lock_count);
+    segment_pending_take_locked(sh);
+}
+
+static int segment_shard_trylock(segment_shard_t *sh) {
+    if (!lock_try_counted(&sh->lock, &sh->lock_count)) return 0;
+    segment_pending_take_locked(sh);
+    return 1;
+}
+
+/* sh's lock was just released: if runs were pushed on its pending stack by
+ * recycles that found it busy, take the lock if it is free, and them.
+ * Returns 1 with the lock held again.  The fence pairs with the one after
+ * a push: of a pusher and the releasing holder, at least one sees the other
+ * (the push, or the lock free). */
+static int segment_pending_claim(segment_shard_t *sh) {
+    atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load_explicit(&sh->pending, memory_order_relaxed) == 0) return 0;
+    return segment_shard_trylock(sh);
+}
+
+static void segment_shard_unlock(segment_shard_t *sh) {
+    do lock_release(&sh->lock);
+    while (segment_pending_claim(sh));
+}
 
 /* A region leaves every list (with its shard's lock held, or before anyone
  * can see it) and comes back: a search that saw neither end may have missed
@@ -526,6 +553,46 @@ void segment_retain_poll(void) {
 
 /* ---- Recycle ------------------------------------------------------------------------ */
 
+/* A recycle never waits for its shard's lock.  When the lock is busy the
+ * run (its segments already marked free) goes on the shard's pending stack
+ * with one CAS, and whoever holds the lock returns it to its region when it
+ * takes or lets go of the lock (segment_shard_lock, segment_shard_unlock).
+ * Until then the run's segments still count as handed out: a region on the
+ * stack is not wholly free, so it cannot move to another shard or be purged.
+ * A request that holds the lock has taken every run pushed before it. */
+
+/* The run of count segments at s (of a region of sh) back in its bitmap. */
+static void segment_return_locked(segment_shard_t *sh, segment_t *s, unsigned count) {
+    size_t index = segment_index(s);
+    region_t *r = &pool.regions[index / pool.region_segments];
+    segment_region_remove_locked(sh, r);
+    segment_mark(r, index % pool.region_segments, count, 1);
+    r->free_count += count;
+    segment_region_insert_locked(sh, r);
+    sh->segments_out -= count;
+}
+
+static void segment_pending_take_locked(segment_shard_t *sh) {
+    if (atomic_load_explicit(&sh->pending, memory_order_relaxed) == 0) return;
+    segment_t *s = (segment_t *)atomic_exchange_explicit(&sh->pending, 0, memory_order_acquire);
+    while (s) {
+        segment_link_t *l = &pool.links[segment_index(s)];
+        segment_t *next = l->queue_next;
+        segment_return_locked(sh, s, l->run_count);
+        sh->pending_runs++;
+        s = next;
+    }
+}
+
+static void segment_pending_push(segment_shard_t *sh, segment_t *s, unsigned count) {
+    segment_link_t *l = &pool.links[segment_index(s)];
+    l->run_count = count;
+    uintptr_t old = atomic_load_explicit(&sh->pending, memory_order_relaxed);
+    do l->queue_next = (segment_t *)old;
+    while (!atomic_compare_exchange_weak_explicit(&sh->pending, &old, (uintptr_t)s, memory_order_release,
+                                                  memory_order_relaxed));
+}
+
 void segment_recycle(segment_t *s, unsigned count) {
     if (segment_retain_stale()) segment_retain_update(); /* outside the lock: it reads /proc */
     for (unsigned i = 0; i < count; i++) {
@@ -538,17 +605,17 @@ void segment_recycle(segment_t *s, unsigned count) {
         __atomic_store_n(&s[i].owner, 0, __ATOMIC_RELAXED);
         s[i].allocs = 0;
     }
-    size_t index = segment_index(s);
-    region_t *r = &pool.regions[index / pool.region_segments];
+    region_t *r = &pool.regions[segment_index(s) / pool.region_segments];
     /* r holds these segments, so it is not wholly free and cannot move to
      * another shard: its shard, read before the lock, is still its own. */
     segment_shard_t *sh = segment_region_shard(r);
-    segment_shard_lock(sh);
-    segment_region_remove_locked(sh, r);
-    segment_mark(r, index % pool.region_segments, count, 1);
-    r->free_count += count;
-    segment_region_insert_locked(sh, r);
-    sh->segments_out -= count;
+    if (!segment_shard_trylock(sh)) {
+        segment_pending_push(sh, s, count);
+        /* The holder takes it, or it let go already and the claim did. */
+        if (segment_pending_claim(sh)) segment_shard_unlock(sh);
+        return;
+    }
+    segment_return_locked(sh, s, count);
     segment_purge_expired_locked(sh);
     segment_shard_unlock(sh);
 }
@@ -558,8 +625,9 @@ void segment_recycle(segment_t *s, unsigned count) {
 /* Segments handed out, the sum of the shards' peaks (an upper bound of the
  * pool's peak when shards peak at different times, at most the capacity), and
  * the shard locks' contention; each shard read under its lock. */
-void segment_counts(size_t *out, size_t *peak, lock_count_t *locks) {
+void segment_counts(size_t *out, size_t *peak, lock_count_t *locks, uint64_t *deferred) {
     size_t o = 0, p = 0;
+    uint64_t d = 0;
     lock_count_t l = {0, 0};
     for (unsigned i = 0; i < pool.shard_count; i++) {
         segment_shard_t *sh = &pool.shards[i];
@@ -568,11 +636,13 @@ void segment_counts(size_t *out, size_t *peak, lock_count_t *locks) {
         p += sh->segments_peak;
         l.acquired += sh->lock_count.acquired;
         l.contended += sh->lock_count.contended;
+        d += sh->pending_runs;
         segment_shard_unlock(sh);
     }
     if (out) *out = o;
     if (peak) *peak = p < pool.capacity ? p : pool.capacity;
     if (locks) *locks = l;
+    if (deferred) *deferred = d;
 }
 
 /* ---- fork ---------------------------------------------------------------------- */
@@ -584,7 +654,11 @@ void segment_fork_prepare(void) {
 
 void segment_fork_parent(void) {
     pthread_mutex_unlock(&pool.arena_lock);
-    for (unsigned i = pool.shard_count; i-- > 0;) pthread_mutex_unlock(&pool.shards[i].lock);
+    for (unsigned i = pool.shard_count; i-- > 0;) {
+        segment_shard_t *sh = &pool.shards[i];
+        pthread_mutex_unlock(&sh->lock);
+        if (segment_pending_claim(sh)) segment_shard_unlock(sh); /* runs recycled meanwhile */
+    }
 }
 
 /* In the child of fork: the locks were held by the forking thread, and other
@@ -598,6 +672,17 @@ void segment_fork_child(void) {
     pthread_mutex_init(&pool.arena_lock, NULL);
     for (unsigned i = 0; i < pool.shard_count; i++) {
         segment_shard_t *sh = &pool.shards[i];
+        /* Runs recycled while the parent held the lock go back to their
+         * bitmaps first: the lists are rebuilt from those below. */
+        segment_t *s = (segment_t *)atomic_exchange(&sh->pending, 0);
+        for (segment_t *next; s; s = next) {
+            segment_link_t *l = &pool.links[segment_index(s)];
+            size_t index = segment_index(s);
+            region_t *r = &pool.regions[index / pool.region_segments];
+            next = l->queue_next;
+            segment_mark(r, index % pool.region_segments, l->run_count, 1);
+            r->free_count += l->run_count;
+        }
         pthread_mutex_init(&sh->lock, NULL);
         memset(sh->bins, 0, sizeof sh->bins);
         memset(sh->bins_nonempty, 0, sizeof sh->bins_nonempty);

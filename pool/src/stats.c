@@ -159,7 +159,7 @@ SEGPOOL_API void segpool_stats_get(segpool_stats_t *out) {
 
     size_t handed_out;
     lock_count_t locks;
-    segment_counts(&handed_out, &out->segments_peak, &locks);
+    segment_counts(&handed_out, &out->segments_peak, &locks, &out->pool_recycles_deferred);
     out->pool_shards = pool.shard_count;
     out->pool_lock_acquired = locks.acquired;
     out->pool_lock_contended = locks.contended;

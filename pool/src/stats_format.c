@@ -229,7 +229,13 @@ static void stats_text(text_t *o, const segpool_stats_t *s) {
     stats_text_lock(o, "pool shards", s->pool_lock_acquired, s->pool_lock_contended);
     text_str(o, " in ");
     text_u64(o, s->pool_shards);
-    text_str(o, s->pool_shards == 1 ? " shard\n" : " shards\n");
+    text_str(o, s->pool_shards == 1 ? " shard" : " shards");
+    if (s->pool_recycles_deferred) {
+        text_str(o, ", ");
+        text_u64(o, s->pool_recycles_deferred);
+        text_str(o, " recycles left to the holder");
+    }
+    text_str(o, "\n");
     stats_text_lock(o, "thread heaps", s->heap_lock_acquired, s->heap_lock_contended);
     text_str(o, "\n");
     stats_text_lock(o, "heap list", s->heap_list_lock_acquired, s->heap_list_lock_contended);
@@ -364,6 +370,7 @@ static void stats_json(text_t *o, const segpool_stats_t *s) {
     stats_json_u64(o, "pool_shards", s->pool_shards);
     stats_json_u64(o, "pool_lock_acquired", s->pool_lock_acquired);
     stats_json_u64(o, "pool_lock_contended", s->pool_lock_contended);
+    stats_json_u64(o, "pool_recycles_deferred", s->pool_recycles_deferred);
     stats_json_u64(o, "heap_lock_acquired", s->heap_lock_acquired);
     stats_json_u64(o, "heap_lock_contended", s->heap_lock_contended);
     stats_json_u64(o, "heap_list_lock_acquired", s->heap_list_lock_acquired);

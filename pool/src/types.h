@@ -181,9 +181,12 @@ _Static_assert(offsetof(segment_t, free) == 64, "the owner-written fields have a
 typedef struct segment_link_s {
     segment_t *next, *prev;               /* partial[c], full, empty[c] lists (owner) */
     _Atomic(uint64_t) remote;             /* see above */
-    segment_t *queue_next;                /* next on the heap's queue (heap_t.remote) */
+    segment_t *queue_next;                /* next on the heap's queue (heap_t.remote), or on a
+                                           * shard's pending stack (segment.c) */
     uint8_t watched;                      /* owner only: QUEUED kept, off the queue (heap.c) */
-    uint8_t pad[31];
+    uint8_t pad0[3];
+    uint32_t run_count;                   /* on a shard's pending stack: segments in the run */
+    uint8_t pad[24];
 } segment_link_t;
 
 _Static_assert(sizeof(segment_link_t) == 64, "one segment's links and remote list per cache line");

@@ -82,6 +82,7 @@ static void fill_healthy(segpool_stats_t *s) {
     s->pool_shards = 4;
     s->pool_lock_acquired = 2000;
     s->pool_lock_contended = 50;
+    s->pool_recycles_deferred = 7;
     s->heap_lock_acquired = 300;
     s->heap_lock_contended = 3;
     s->heap_list_lock_acquired = 12;
@@ -277,7 +278,7 @@ static const char *const stats_keys[] = {
     "remote_collects",   "fallback_too_large", "fallback_aligned",
     "fallback_exhausted", "fallback_other",    "large_sizes",      "class_count",        "class_size",
     "class_requests",    "class_segments",     "threads_live",     "threads_total",      "pool_shards",
-    "pool_lock_acquired", "pool_lock_contended", "heap_lock_acquired", "heap_lock_contended",
+    "pool_lock_acquired", "pool_lock_contended", "pool_recycles_deferred", "heap_lock_acquired", "heap_lock_contended",
     "heap_list_lock_acquired", "heap_list_lock_contended", "advice",
 };
 
@@ -321,7 +322,7 @@ START_TEST(test_text_healthy) {
         "      contended         7\n",
         "      segments queued   40\n",
         "      lists collected   38\n",
-        "  locks\n    pool shards         2000 taken, 50 contended (2.5%) in 4 shards\n"
+        "  locks\n    pool shards         2000 taken, 50 contended (2.5%) in 4 shards, 7 recycles left to the holder\n"
         "    thread heaps        300 taken, 3 contended (1.0%)\n"
         "    heap list           12 taken, 0 contended (0.0%)\n",
         "    class     size      requests  segments\n",
@@ -397,6 +398,7 @@ START_TEST(test_json_healthy) {
         "\"pool_shards\": 4",
         "\"pool_lock_acquired\": 2000",
         "\"pool_lock_contended\": 50",
+        "\"pool_recycles_deferred\": 7",
         "\"heap_lock_acquired\": 300",
         "\"heap_list_lock_acquired\": 12",
         "\"advice\": []",
