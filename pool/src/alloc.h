@@ -10,12 +10,14 @@
  * (empty or corrupted free list, a thread's first call, the pool not yet set
  * up) is heap_alloc_slow.
  *
- * free: 26 instructions: find the segment from the address (side table),
- * check it is this thread's, check the pointer is a block start
- * (multiply by a per-class magic) and that the block does not carry the free
- * tag (else heap_free_suspect decides exactly whether it is a double free),
- * push on the segment's free list, and take the slow path only when a segment
- * that is not current became empty or was full.
+ * free: 28 instructions: find the segment from the address (side table)
+ * and step back to its slab's head (one subtract: head_distance is 0 for a
+ * head), check it is this thread's, check the pointer is a formatted block
+ * (one multiply by a per-class magic and one compare, alloc_is_block_in)
+ * and that the block does not carry the free tag (else heap_free_suspect
+ * decides exactly whether it is a double free), push on the segment's free
+ * list, and take the slow path only when a segment that is not current
+ * became empty or was full.
  *
  * Free lists that cannot be steered.  A link stored in a free block is
  * encoded, (next ^ key) * mul modulo 2^64, with a random key and a random
@@ -164,17 +166,11 @@ SEGPOOL_INLINE void alloc_free_local(segment_t *s, block_t *b) {
 
 /* Free p, at arena offset off (< pool.size). */
 SEGPOOL_INLINE void alloc_free_at(void *p, uintptr_t off) {
-    segment_t *s = &pool.segments[off >> pool.segment_shift];
-    uintptr_t me = alloc_thread_id();
+    segment_t *s = segment_head(&pool.segments[off >> pool.segment_shift]);
     block_t *b = (block_t *)p;
-    if (unlikely(alloc_owner(s) != me)) {
-        /* A block of a slab that starts past its first segment, or a remote free. */
-        segment_t *head = s - s->slab_offset;
-        if (s->slab_offset == 0 || alloc_owner(head) != me) {
-            heap_free_remote(b, s);
-            return;
-        }
-        s = head;
+    if (unlikely(alloc_owner(s) != alloc_thread_id())) {
+        heap_free_remote(b, s);
+        return;
     }
     if (unlikely(!alloc_is_block_of(s, p) || alloc_looks_free(b))) {
         heap_free_suspect(b, s);

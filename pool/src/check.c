@@ -49,14 +49,14 @@ static void check_segment(const heap_t *h, const segment_t *s, unsigned c) {
     CHECK_THAT(s->kind == SEGMENT_BLOCKS);
     CHECK_THAT(s->heap == h);
     CHECK_THAT(s->class_index == c);
-    CHECK_THAT(s->slab_offset == 0);
+    CHECK_THAT(s->head_distance == 0);
     CHECK_THAT(s->slab_count == cls->slab);
     CHECK_THAT(s->block_size == cls->size);
     CHECK_THAT(alloc_owner(s) == h->owner_tp);
     CHECK_THAT(s->block_start == (uintptr_t)segment_address(segment_index(s)));
     for (unsigned i = 1; i < cls->slab; i++) {
         CHECK_THAT(s[i].kind == SEGMENT_SLAB_TAIL);
-        CHECK_THAT(s[i].slab_offset == i);
+        CHECK_THAT(segment_slab_offset(&s[i]) == i);
     }
     size_t span = __atomic_load_n(&s->span, __ATOMIC_RELAXED);
     CHECK_THAT(span <= (size_t)cls->capacity * cls->size);

@@ -165,7 +165,7 @@ static void heap_segment_format(heap_t *h, segment_t *s, unsigned c) {
     uint8_t *start = segment_address(segment_index(s));
     for (unsigned i = 1; i < cls->slab; i++) {
         s[i].kind = SEGMENT_SLAB_TAIL;
-        s[i].slab_offset = (uint16_t)i;
+        s[i].head_distance = i * sizeof(segment_t);
         s[i].heap = NULL;
         alloc_set_owner(&s[i], 0);
     }
@@ -177,7 +177,7 @@ static void heap_segment_format(heap_t *h, segment_t *s, unsigned c) {
     s->used = 0;
     s->div_magic = cls->div_magic;
     s->allocs = 0;
-    s->slab_offset = 0;
+    s->head_distance = 0;
     s->slab_count = (uint8_t)cls->slab;
     s->kind = SEGMENT_BLOCKS;
     s->heap = h;
@@ -625,7 +625,7 @@ static void heap_free_dead(heap_t *owner, segment_t *s, block_t *b);
  * heap.  Nothing is counted here: the owner counts the blocks it takes in
  * (heap_t.remote_frees), the statistics add those still on remote lists. */
 void heap_free_remote(block_t *b, segment_t *s) {
-    if (s->kind == SEGMENT_SLAB_TAIL) s -= s->slab_offset;
+    s = segment_head(s); /* the fast path did, but not every caller */
     if (s->kind == SEGMENT_FREE) /* its segment went back to the pool: freed already, or never a block */
         alloc_report("free(): double free detected", b);
     if (s->kind != SEGMENT_BLOCKS) alloc_report("free(): invalid pointer (not an allocated block)", b);

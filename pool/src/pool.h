@@ -185,11 +185,12 @@ SEGPOOL_INLINE uint8_t *segment_address(size_t index) {
 SEGPOOL_INLINE segment_t *segment_at(const void *p) {
     return &pool.segments[((uintptr_t)p - pool.base) >> pool.segment_shift];
 }
-/* The same, for a slab: its head's entry. */
-SEGPOOL_INLINE segment_t *segment_of(const void *p) {
-    segment_t *s = segment_at(p);
-    return s - s->slab_offset;
-}
+/* The entry of the head of s's slab (s itself for a head or a segment of no slab). */
+SEGPOOL_INLINE segment_t *segment_head(segment_t *s) { return (segment_t *)((uintptr_t)s - s->head_distance); }
+/* Entries from the head of s's slab to s. */
+SEGPOOL_INLINE size_t segment_slab_offset(const segment_t *s) { return s->head_distance / sizeof(segment_t); }
+/* The same as segment_at, for a slab: its head's entry. */
+SEGPOOL_INLINE segment_t *segment_of(const void *p) { return segment_head(segment_at(p)); }
 
 /* Lists of segments (a heap's partial and full lists, a local pool's handed
  * out segments) link through the side table pool.links. */

@@ -598,7 +598,7 @@ void segment_recycle(segment_t *s, unsigned count) {
     for (unsigned i = 0; i < count; i++) {
         s[i].kind = SEGMENT_FREE;
         s[i].heap = NULL;
-        s[i].slab_offset = 0;
+        s[i].head_distance = 0;
         s[i].slab_count = 0;
         s[i].free = NULL;
         s[i].used = 0;

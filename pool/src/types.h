@@ -102,7 +102,7 @@ typedef struct block_s {
 typedef enum segment_kind_e {
     SEGMENT_FREE = 0,  /* in the global pool */
     SEGMENT_BLOCKS,    /* head of a segment or slab serving a size class */
-    SEGMENT_SLAB_TAIL, /* a later segment of a slab: slab_offset > 0 */
+    SEGMENT_SLAB_TAIL, /* a later segment of a slab: head_distance > 0 */
     SEGMENT_USER,      /* handed out whole by segpool_segment_request */
 } segment_kind_t;
 
@@ -146,12 +146,16 @@ typedef struct segment_s {
     uintptr_t span;           /* bytes of the slab formatted so far; 0 when it holds none (a full word: one compare) */
     uint64_t block_limit;     /* blocks formatted so far * sizeclass_t.div_step: alloc_is_block_of */
     heap_t *heap;             /* owner while kind == SEGMENT_BLOCKS */
+    /* Bytes from the slab head's entry to this one: entries back to the head
+     * (segment_slab_offset) times the entry size, 0 for a head and for every
+     * entry never formatted.  free subtracts it with one instruction, so a
+     * block of a slab's later segment takes the fast path too. */
+    uint64_t head_distance;
     uint32_t block_size;      /* class size in bytes */
-    uint16_t slab_offset;     /* entries back to the slab head (0 for a head) */
     uint8_t slab_count;       /* segments in the slab (head only) */
     uint8_t class_index;
     uint8_t kind;             /* segment_kind_t */
-    uint8_t pad0[7];
+    uint8_t pad0;
 
     /* Written by the owner on every allocation and local free. */
     block_t *free;            /* head of the free list (decoded; checked before use) */
