@@ -2,7 +2,7 @@
  * alloc.h - the allocation and free fast paths, inline so that the shim's
  * malloc and free are one function each with no call on the fast path.
  *
- * malloc: 21 instructions (gcc 12, x86-64) and one branch to a slow path:
+ * malloc: 22 instructions (gcc 12, x86-64) and one branch to a slow path:
  * load the thread's heap, find the segment of the size (for up to 1 KiB one
  * load from the heap's direct array, else through the class map), check that
  * the head of its free list lies in the segment (which also catches the end

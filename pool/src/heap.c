@@ -608,7 +608,7 @@ static void heap_unlock(heap_t *h) {
 }
 
 /* Queue s on h: a remote free set s's QUEUED bit, so s is on no queue. */
-static void heap_remote_queue(heap_t *h, segment_t *s) {
+static SEGPOOL_NOINLINE void heap_remote_queue(heap_t *h, segment_t *s) {
     segment_link_t *l = heap_link(s);
     uintptr_t old = atomic_load_explicit(&h->remote, memory_order_relaxed);
     do l->queue_next = (segment_t *)(old & ~HEAP_REMOTE_DEAD);
@@ -618,6 +618,16 @@ static void heap_remote_queue(heap_t *h, segment_t *s) {
 }
 
 static void heap_free_dead(heap_t *owner, segment_t *s, block_t *b);
+
+/* A remote free of b that looks free already: maybe a double free, which
+ * the owner decides (or, for a dead heap, whoever acts for it). */
+static SEGPOOL_NOINLINE void heap_free_remote_suspect(heap_t *owner, segment_t *s, block_t *b) {
+    heap_lock(owner);
+    int live = owner->state == HEAP_LIVE;
+    if (live) heap_suspect_push(owner, b);
+    heap_unlock(owner);
+    if (!live) heap_free_dead(owner, s, b);
+}
 
 /* b lies in a segment this thread does not own, a slab tail, or no block
  * segment at all.  One CAS pushes b on its segment's remote list; the free
@@ -632,12 +642,7 @@ void heap_free_remote(block_t *b, segment_t *s) {
     heap_check_block(s, b);
     heap_t *owner = s->heap;
     if (unlikely(heap_block_seems_free(s, b))) {
-        /* Maybe a double free: the owner decides. */
-        heap_lock(owner);
-        int live = owner->state == HEAP_LIVE;
-        if (live) heap_suspect_push(owner, b);
-        heap_unlock(owner);
-        if (!live) heap_free_dead(owner, s, b);
+        heap_free_remote_suspect(owner, s, b);
         return;
     }
     segment_link_t *l = heap_link(s);
