@@ -207,29 +207,49 @@ static segment_t *heap_segment_new(heap_t *h, unsigned c) {
     return s;
 }
 
-/* s has no live block and is on no list: keep it formatted, or give it back. */
-static void heap_segment_idle(heap_t *h, segment_t *s) {
-    SEGPOOL_ASSERT(s->heap == h && s->used == 0);
-    if (h->cached_count + s->slab_count <= h->cache_limit) {
-        heap_link(s)->next = h->cached[s->class_index];
-        h->cached[s->class_index] = s;
-        h->cached_count += s->slab_count;
-        return;
-    }
+/* s (no live block, on no list) goes back to the global pool. */
+static void heap_segment_release(heap_t *h, segment_t *s) {
     h->segments_owned -= s->slab_count;
     heap_segment_unclass(h, s);
     segment_recycle(s, s->slab_count);
 }
 
+/* Give back one cached segment of a class other than keep, taking the
+ * classes in turn: a class the program stopped using does not hold the
+ * cache for ever.  0 when there is none. */
+static int heap_cached_evict_other(heap_t *h, unsigned keep) {
+    for (unsigned i = 0; i < sizeclass_count; i++) {
+        unsigned c = (h->evict_next + i) % sizeclass_count;
+        if (c == keep || !h->cached[c]) continue;
+        h->evict_next = c + 1;
+        heap_segment_release(h, heap_cached_pop(h, c));
+        return 1;
+    }
+    return 0;
+}
+
+/* s has no live block and is on no list: keep it formatted (making room by
+ * giving back segments of other classes), or give it back. */
+static void heap_segment_idle(heap_t *h, segment_t *s) {
+    SEGPOOL_ASSERT(s->heap == h && s->used == 0);
+    unsigned c = s->class_index;
+    while (h->cached_count + s->slab_count > h->cache_limit && heap_cached_evict_other(h, c)) {
+    }
+    if (h->cached_count + s->slab_count <= h->cache_limit) {
+        heap_link(s)->next = h->cached[c];
+        h->cached[c] = s;
+        h->cached_count += s->slab_count;
+        return;
+    }
+    heap_segment_release(h, s);
+}
+
 /* Give every kept empty segment back to the global pool. */
 static void heap_cached_flush(heap_t *h) {
-    uint32_t limit = h->cache_limit;
-    h->cache_limit = 0;
     for (unsigned c = 0; c < sizeclass_count; c++) {
         segment_t *s;
-        while ((s = heap_cached_pop(h, c)) != NULL) heap_segment_idle(h, s);
+        while ((s = heap_cached_pop(h, c)) != NULL) heap_segment_release(h, s);
     }
-    h->cache_limit = limit;
 }
 
 /* current[c] and the direct[] entries of class c become s. */

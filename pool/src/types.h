@@ -244,6 +244,7 @@ struct heap_s {
     segment_t *partial[SEGPOOL_MAX_CLASSES]; /* some blocks free, some live (doubly linked) */
     segment_t *cached[SEGPOOL_MAX_CLASSES];  /* no live block, still formatted (stack) */
     uint32_t cached_count, cache_limit;      /* segments on cached[]; at most SEGSHIM_TCACHE */
+    uint32_t evict_next;                     /* the class whose cached segments make room next */
     uint64_t segments_owned;                 /* heads of class segments (a slab counts once) */
     uint32_t class_segments[SEGPOOL_MAX_CLASSES];
     uint64_t fallback[SEGPOOL_FALLBACK_REASONS]; /* requests this thread sent elsewhere, by reason */
