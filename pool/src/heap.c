@@ -186,6 +186,36 @@ static void heap_segment_format(heap_t *h, segment_t *s, unsigned c) {
     heap_segment_extend(s);
 }
 
+/* s (no live block, on no list) goes back to the global pool. */
+static void heap_segment_release(heap_t *h, segment_t *s) {
+    h->segments_owned -= s->slab_count;
+    heap_segment_unclass(h, s);
+    segment_recycle(s, s->slab_count);
+}
+
+/* Class c has segments cached and not one live block: every segment it
+ * holds is cached, or its current one, empty. */
+static int heap_class_cold(const heap_t *h, unsigned c) {
+    const segment_t *cur = h->current[c];
+    if (!h->cached[c] || h->partial[c] || (cur->used & SEGMENT_LIVE_MASK) != 0) return 0;
+    uint32_t held = cur != &segment_none;
+    for (const segment_t *s = h->cached[c]; s; s = heap_link(s)->next) held++;
+    return held == h->class_segments[c]; /* else some are full */
+}
+
+/* Give back one cached segment of a cold class other than keep, taking the
+ * classes in turn.  0 when there is none. */
+static int heap_cached_evict_cold(heap_t *h, unsigned keep) {
+    for (unsigned i = 0; i < sizeclass_count; i++) {
+        unsigned c = (h->evict_next + i) % sizeclass_count;
+        if (c == keep || !heap_class_cold(h, c)) continue;
+        h->evict_next = c + 1;
+        heap_segment_release(h, heap_cached_pop(h, c));
+        return 1;
+    }
+    return 0;
+}
+
 /* A fresh segment for class c: an empty one of another class reformatted,
  * else one from the global pool; NULL when the pool is exhausted. */
 static segment_t *heap_segment_new(heap_t *h, unsigned c) {
@@ -207,33 +237,17 @@ static segment_t *heap_segment_new(heap_t *h, unsigned c) {
     return s;
 }
 
-/* s (no live block, on no list) goes back to the global pool. */
-static void heap_segment_release(heap_t *h, segment_t *s) {
-    h->segments_owned -= s->slab_count;
-    heap_segment_unclass(h, s);
-    segment_recycle(s, s->slab_count);
-}
-
-/* Give back one cached segment of a class other than keep, taking the
- * classes in turn: a class the program stopped using does not hold the
- * cache for ever.  0 when there is none. */
-static int heap_cached_evict_other(heap_t *h, unsigned keep) {
-    for (unsigned i = 0; i < sizeclass_count; i++) {
-        unsigned c = (h->evict_next + i) % sizeclass_count;
-        if (c == keep || !h->cached[c]) continue;
-        h->evict_next = c + 1;
-        heap_segment_release(h, heap_cached_pop(h, c));
-        return 1;
-    }
-    return 0;
-}
-
-/* s has no live block and is on no list: keep it formatted (making room by
- * giving back segments of other classes), or give it back. */
+/* s has no live block and is on no list: keep it formatted, or give it
+ * back.  When the cache is full, segments of classes the program no longer
+ * uses (not one live block) make room: a program that moves on from one
+ * block size to the next would otherwise send its idle slabs back to the
+ * pool and ask for them again.  Otherwise the segments kept are the first to
+ * come idle, not the last: those of a phase that frees most of a heap still
+ * in use lie in few regions, which can then go back whole. */
 static void heap_segment_idle(heap_t *h, segment_t *s) {
     SEGPOOL_ASSERT(s->heap == h && s->used == 0);
     unsigned c = s->class_index;
-    while (h->cached_count + s->slab_count > h->cache_limit && heap_cached_evict_other(h, c)) {
+    while (h->cached_count + s->slab_count > h->cache_limit && heap_cached_evict_cold(h, c)) {
     }
     if (h->cached_count + s->slab_count <= h->cache_limit) {
         heap_link(s)->next = h->cached[c];
