@@ -136,14 +136,27 @@ WORKLOADS = [
     Workload("gcc", "real", "gcc 1", "gcc 0.03", "gcc -O2 on a generated 300-function file"),
     Workload("redis", "real", "redis 1", "redis 0.02",
              "redis-server + redis-benchmark, 7 commands x 100k requests"),
+    Workload("redis-lpush", "real", "redis-lpush 1", "redis-lpush 0.02",
+             "redis-server, LPUSH of 1 KB values onto one list, 100k requests, 50 clients"),
+    Workload("redis-lrange", "real", "redis-lrange 1", "redis-lrange 0.02",
+             "redis-server, 3k LPUSH of 10 KB values then 3k LRANGE_100 (1 MB replies)"),
+    Workload("stress-malloc-1", "real", "stress-malloc 1 1", "stress-malloc 0.02 1",
+             "stress-ng --malloc 1 --verify, 60k ops: blocks up to 64 KiB, malloc_trim calls"),
+    Workload("stress-malloc-4", "real", "stress-malloc 2 4", "stress-malloc 0.04 4",
+             "the same with 4 worker processes, 120k ops in all"),
 ]
 # Only some allocators can run these: outside the geometric means.
 NOT_IN_MEANS = {"flink-segpool"}
 # The small programs, whose peak RSS has a target against glibc's.
 SMALL_PROGRAMS = ["tiny-1t", "tiny-2t"]
 # The commands real.sh needs, by workload.
-REAL_NEEDS = {"sqlite": ["sqlite3"], "redis": ["redis-server", "redis-benchmark"], "gcc": ["gcc"],
-              "python": ["python3"]}
+REDIS_NEEDS = ["redis-server", "redis-benchmark", "redis-cli"]
+REAL_NEEDS = {"sqlite": ["sqlite3"], "redis": REDIS_NEEDS, "redis-lpush": REDIS_NEEDS, "redis-lrange": REDIS_NEEDS,
+              "gcc": ["gcc"], "python": ["python3"], "stress-malloc-1": ["stress-ng"], "stress-malloc-4": ["stress-ng"]}
+# What the redis workloads report of the server alone (real.sh).
+SERVER_FIGURES = [("rps", "Requests per second of the case (redis-benchmark); above 1 is better here"),
+                  ("server_cpu_s", "CPU seconds of redis-server alone, the preloaded process"),
+                  ("server_rss_kb", "Peak RSS of redis-server alone (VmHWM), MiB")]
 
 # --scaling: {t} is the thread count; the total work is the same at every
 # count, so throughput is comparable along a row.
@@ -522,7 +535,7 @@ def run_bench(ctx, args, allocs):
         pass
     write_csv(os.path.join(out, "bench.csv"), rows,
               ["workload", "allocator", "rep", "wall_s", "user_s", "sys_s", "cpu_s", "maxrss_kb", "status",
-               "checksum", "ops", "rss_idle_kb", "walk_ns_per_step"])
+               "checksum", "ops", "rss_idle_kb", "walk_ns_per_step"] + [k for k, _ in SERVER_FIGURES])
     res = Results(rows, list(allocs))
     text, bad = bench_report(ctx, res, machine)
     with open(os.path.join(out, "bench.md"), "w") as f:
@@ -623,13 +636,13 @@ def bench_summary(ctx, res, mean_w, p):
     return summary
 
 
-def bench_table(ctx, res, title, key, fmt, explain, p):
+def bench_table(ctx, res, title, key, fmt, explain, p, workloads=None):
     p("## %s\n" % title)
     p(explain + "\n")
     p(provenance(ctx))
     p("| workload | " + " | ".join(res.allocs) + " |")
     p("| --- | " + " | ".join("---:" for _ in res.allocs) + " |")
-    for w in res.workloads:
+    for w in workloads or res.workloads:
         cells = []
         for a in res.allocs:
             xs = res.values(w, a, key)
@@ -649,6 +662,12 @@ def bench_table(ctx, res, title, key, fmt, explain, p):
 
 def bench_extras(ctx, res, p):
     """The figures some workloads report from inside."""
+    server_w = [w for w in res.workloads if any(res.values(w, a, "server_cpu_s") for a in res.allocs)]
+    for key, explain in SERVER_FIGURES if server_w else []:
+        fmt = fmt_mib if key == "server_rss_kb" else (lambda x: "%.0f" % x) if key == "rps" else fmt_time
+        rows = [w for w in server_w if any(res.values(w, a, key) for a in res.allocs)]
+        bench_table(ctx, res, "redis-server alone: " + key, key, fmt,
+                    explain + ": median (min–max) and ×ratio to jemalloc.", p, rows)
     if "phases" in res.workloads:
         p("## RSS after freeing 90% (phases)\n")
         p("RSS at the end of the idle phase: the oldest 10% of a 1 GiB heap of small blocks is still "

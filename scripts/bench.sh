@@ -10,7 +10,7 @@
 #      (apt-get, as root or through sudo -n): the build tools, Check, the
 #      peers (libjemalloc2, libmimalloc, libtcmalloc-minimal4), gnuplot-nox,
 #      and valgrind for --instructions, strace for --scaling, the real
-#      programs (sqlite3, redis) otherwise;
+#      programs (sqlite3, redis, stress-ng) otherwise;
 #   3. builds segshim and the workloads (Release) in build/bench;
 #   4. runs python3 scripts/bench.py with the same arguments.
 set -euo pipefail
@@ -78,7 +78,7 @@ done
 case $mode in
 instructions) need valgrind ;;
 scaling) need strace ;;
-default) for p in sqlite3 redis-server redis-tools; do need "$p"; done ;;
+default) for p in sqlite3 redis-server redis-tools stress-ng; do need "$p"; done ;;
 esac
 
 # ---- build -----------------------------------------------------------------------

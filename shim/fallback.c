@@ -37,11 +37,19 @@ static void fallback_glibc_first(void) {
     if (unlikely(!glibc_tune_ready())) glibc_tune_init();
 }
 
+static size_t fallback_usable_known(void *ptr);
+
+/* p (or NULL) came from glibc: its bytes count for malloc_trim's gate. */
+static void *fallback_taken(void *p) {
+    if (p) glibc_tune_note_taken(fallback_usable_known(p));
+    return p;
+}
+
 static void *fallback_libc_malloc(size_t size) {
     fallback_glibc_first();
     void *p = __libc_malloc(size);
     if (unlikely(!p) && fallback_make_room(size)) p = __libc_malloc(size);
-    return p;
+    return fallback_taken(p);
 }
 
 /* malloc when the fast path could not: the first call, or the pool could
@@ -75,10 +83,8 @@ void *fallback_calloc(size_t count, size_t size) {
     fallback_glibc_first();
     void *p = __libc_calloc(count, size);
     if (unlikely(!p) && fallback_make_room(bytes)) p = __libc_calloc(count, size);
-    return p;
+    return fallback_taken(p);
 }
-
-static size_t fallback_usable_known(void *ptr);
 
 /* realloc of a glibc block: one that now fits a segment moves back into the
  * pool (one copy of at most a segment); a larger one stays in glibc, whose
@@ -99,7 +105,16 @@ static void *fallback_glibc_realloc(void *ptr, size_t size) {
     }
     q = __libc_realloc(ptr, size);
     if (unlikely(!q) && fallback_make_room(size)) q = __libc_realloc(ptr, size);
-    if (q != NULL && (q != ptr || size < have)) glibc_tune_note_freed(q != ptr ? have : have - size);
+    if (q == NULL) return NULL;
+    size_t now = fallback_usable_known(q);
+    if (q != ptr) { /* moved: the old block is freed, a new one taken */
+        glibc_tune_note_freed(have);
+        glibc_tune_note_taken(now);
+    } else if (now < have) {
+        glibc_tune_note_freed(have - now);
+    } else {
+        glibc_tune_note_taken(now - have);
+    }
     return q;
 }
 
@@ -136,7 +151,7 @@ void *fallback_memalign(size_t alignment, size_t size) {
     void *p = __libc_memalign(alignment, size);
     if (unlikely(!p) && size <= SIZE_MAX - alignment && fallback_make_room(size + alignment))
         p = __libc_memalign(alignment, size);
-    return p;
+    return fallback_taken(p);
 }
 
 /* The bytes are counted for malloc_trim (glibc_tune_trim_due). */

@@ -1,7 +1,7 @@
 /*
  * glibc_tune.h - glibc's malloc knobs as the shim sets them at start-up, and
- * the bytes freed to glibc that decide whether malloc_trim reaches it (see
- * glibc_tune.c for what is set and why).
+ * the bytes freed to and held in glibc that decide whether malloc_trim
+ * reaches it (see glibc_tune.c for what is set and why).
  */
 #ifndef SEGSHIM_GLIBC_TUNE_H
 #define SEGSHIM_GLIBC_TUNE_H
@@ -15,6 +15,8 @@ int glibc_tune_ready(void);
 
 /* bytes were given back to glibc (a free, a realloc that moved or shrank). */
 void glibc_tune_note_freed(size_t bytes);
+/* bytes were taken from glibc (an allocation, a realloc that moved or grew). */
+void glibc_tune_note_taken(size_t bytes);
 
 /* Whether glibc's malloc_trim is worth calling now; when it is, the count of
  * freed bytes starts again from zero. */

@@ -229,6 +229,12 @@ typedef struct region_s {
 /* A heap that owns this much asks for segments on huge pages (segment.c):
  * below it, a huge page would mostly hold memory the thread never touches. */
 #define HEAP_HUGE_MIN_BYTES ((uint64_t)4 << 20) // 4 MiB
+/* Blocks of at least this size stay on 4 KiB pages whatever the heap owns: a
+ * program may write only the start of such a block (a buffer sized for the
+ * worst case; stress-ng's malloc stressor writes one word of each), and a
+ * huge page would make all of it resident.  Smaller blocks share their pages,
+ * so a huge page holds memory that is mostly touched. */
+#define HEAP_HUGE_MAX_BLOCK 4096
 #define HEAP_DIRECT_MAX 1024                     /* sizes served through direct[] */
 #define HEAP_DIRECT_STEPS (HEAP_DIRECT_MAX >> 4) // 64
 

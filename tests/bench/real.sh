@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # real.sh - the real-program workloads of scripts/bench.py.
 #
-#   real.sh sqlite|python|gcc|redis WORKDIR [SCALE]
+#   real.sh sqlite|python|gcc|redis|redis-lpush|redis-lrange WORKDIR [SCALE]
+#   real.sh stress-malloc WORKDIR [SCALE [WORKERS]]
 #
 # Runs one real program on a generated, deterministic input and prints
 # "checksum: ..." computed from its output.  The allocator under test is
@@ -17,16 +18,87 @@
 #   redis   redis-server on 127.0.0.1 at a free high port, driven by
 #           redis-benchmark with a bounded request count; the checksum is
 #           DEBUG DIGEST of a dataset made with DEBUG POPULATE
+#   redis-lpush   redis-benchmark -t lpush -d 1024: one list grown by 1 KB
+#           values, 50 clients; the checksum is the list's length and DEBUG
+#           DIGEST
+#   redis-lrange  redis-benchmark -t lrange_100 -d 10240: the list filled with
+#           10 KB values by LPUSH, then LRANGE of its first 100 (1 MB replies);
+#           the checksum is DEBUG DIGEST and the md5 of one such reply
+#   stress-malloc stress-ng --malloc WORKERS (default 1) with --verify: random
+#           malloc, calloc, realloc and free of blocks up to 64 KiB, with
+#           malloc_trim calls; the checksum is the bogo-op count it reports
+#
+# The redis workloads also print, for the server alone (the preloaded
+# process): rps (requests per second of the case), server_cpu_s and
+# server_rss_kb (its peak resident set), read from /proc before it exits.
 set -euo pipefail
 
-name=${1:?usage: real.sh sqlite|python|gcc|redis WORKDIR [SCALE]}
+name=${1:?usage: real.sh WORKLOAD WORKDIR [SCALE [WORKERS]]}
 work=${2:?WORKDIR}
 scale=${3:-1}
+workers=${4:-1}
 mkdir -p "$work"
 pre=${BENCH_PRELOAD:-}
 
 # The integer part of N * scale, at least 1.
 scaled() { awk -v n="$1" -v s="$scale" 'BEGIN { v = int(n * s); print (v < 1 ? 1 : v) }'; }
+
+# ---- redis-server, the preloaded process of the redis workloads ----------------
+redis_log=$work/redis.log
+cli() { redis-cli -h 127.0.0.1 -p "$port" "$@"; }
+
+# Starts redis-server on 127.0.0.1 (port, srv).  A port below the kernel's
+# ephemeral range (32768 and up), so that no client socket holds it; a port
+# taken anyway costs one more try.  redis links jemalloc: with no allocator
+# to preload, glibc's is forced (BENCH_LIBCMALLOC).
+redis_start() {
+    [ -z "$pre" ] && pre=${BENCH_LIBCMALLOC:-}
+    srv=
+    trap '[ -n "$srv" ] && kill $srv 2>/dev/null || true' EXIT
+    for _ in 1 2 3 4 5; do
+        port=$((20000 + RANDOM % 12000))
+        LD_PRELOAD=$pre redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
+            --enable-debug-command local --dir "$work" --logfile "$redis_log" &
+        srv=$!
+        for _ in $(seq 100); do
+            cli ping >/dev/null 2>&1 && break
+            kill -0 $srv 2>/dev/null || break
+            sleep 0.05
+        done
+        cli ping >/dev/null 2>&1 && return 0
+        grep -q 'Address already in use' "$redis_log" 2>/dev/null || break
+        wait $srv 2>/dev/null || true
+    done
+    echo "real.sh: redis-server did not start or died; its log:" >&2
+    tail -n 40 "$redis_log" >&2 || true
+    exit 1
+}
+
+# redis-benchmark against the server; its figures go to redis-bench.txt and,
+# as comments, to stdout.
+redis_bench() {
+    redis-benchmark -h 127.0.0.1 -p "$port" -q "$@" >"$work/redis-bench.txt" 2>&1
+    tr '\r' '\n' <"$work/redis-bench.txt" | grep -E 'requests per second' | sed 's/^/# /' || true
+}
+
+# rps: the requests per second of the test named $1 in redis-bench.txt.
+redis_rps() {
+    tr '\r' '\n' <"$work/redis-bench.txt" |
+        awk -v t="$1" 'index($0, t) == 1 && /requests per second/ { sub(/.*: /, ""); print "rps: " $1 }'
+}
+
+# The server's CPU time and peak RSS (read from /proc while it runs), then
+# its shutdown.
+redis_stop() {
+    local tck
+    tck=$(getconf CLK_TCK)
+    awk -v t="$tck" '{ printf "server_cpu_s: %.2f\n", ($14 + $15) / t }' "/proc/$srv/stat"
+    awk '/^VmHWM:/ { print "server_rss_kb: " $2 }' "/proc/$srv/status"
+    cli shutdown nosave >/dev/null 2>&1 || true
+    wait $srv || true
+    srv=
+    trap - EXIT
+}
 
 case $name in
 sqlite)
@@ -121,41 +193,43 @@ gcc)
 redis)
     n=$(scaled 100000)
     keys=$(scaled 200000)
-    [ -z "$pre" ] && pre=${BENCH_LIBCMALLOC:-}   # redis links jemalloc: force glibc
-    # A port below the kernel's ephemeral range (32768 and up), so that no
-    # client socket holds it; a port taken anyway costs one more try.
-    cli() { redis-cli -h 127.0.0.1 -p "$port" "$@"; }
-    srv=
-    trap '[ -n "$srv" ] && kill $srv 2>/dev/null || true' EXIT
-    for _ in 1 2 3 4 5; do
-        port=$((20000 + RANDOM % 12000))
-        LD_PRELOAD=$pre redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
-            --enable-debug-command local --dir "$work" --logfile "$work/redis.log" &
-        srv=$!
-        for _ in $(seq 100); do
-            cli ping >/dev/null 2>&1 && break
-            kill -0 $srv 2>/dev/null || break
-            sleep 0.05
-        done
-        cli ping >/dev/null 2>&1 && break
-        grep -q 'Address already in use' "$work/redis.log" 2>/dev/null || break
-        wait $srv 2>/dev/null || true
-    done
-    if ! cli ping >/dev/null 2>&1; then
-        echo "real.sh: redis-server did not start or died; its log:" >&2
-        tail -n 40 "$work/redis.log" >&2 || true
-        exit 1
-    fi
-    redis-benchmark -h 127.0.0.1 -p "$port" -n "$n" -r 100000 -d 256 -c 16 -P 8 \
-        -t set,get,lpush,lpop,sadd,hset,zadd -q >"$work/redis-bench.txt" 2>&1
-    cat "$work/redis-bench.txt" | tr '\r' '\n' | grep -E 'requests per second' | sed 's/^/# /' || true
+    redis_start
+    redis_bench -n "$n" -r 100000 -d 256 -c 16 -P 8 -t set,get,lpush,lpop,sadd,hset,zadd
     cli flushall >/dev/null
     cli debug populate "$keys" seg 200 >/dev/null
     digest=$(cli debug digest)
-    cli shutdown nosave >/dev/null 2>&1 || true
-    wait $srv || true
-    trap - EXIT
+    redis_stop
     echo "checksum: ${digest:0:16}"
+    ;;
+redis-lpush)
+    n=$(scaled 100000)
+    redis_start
+    redis_bench -n "$n" -d 1024 -t lpush
+    redis_rps LPUSH
+    sum="$(cli llen mylist) $(cli debug digest)"
+    redis_stop
+    echo "checksum: $(printf '%s\n' "$sum" | md5sum | cut -c1-16)"
+    ;;
+redis-lrange)
+    n=$(scaled 3000)
+    redis_start
+    redis_bench -n "$n" -d 10240 -t lrange_100
+    redis_rps LRANGE_100
+    sum="$(cli debug digest) $(cli lrange mylist 0 99 | md5sum)"
+    redis_stop
+    echo "checksum: $(printf '%s\n' "$sum" | md5sum | cut -c1-16)"
+    ;;
+stress-malloc)
+    ops=$(scaled 60000)
+    # Every worker is preloaded; --verify checks each block's stamp and fails
+    # the run on a mismatch.  The bogo-op count is the requested one when the
+    # run completes.
+    LD_PRELOAD=$pre stress-ng --malloc "$workers" --malloc-ops "$ops" --verify --metrics-brief \
+        --temp-path "$work" >"$work/stress.txt" 2>&1 || { cat "$work/stress.txt" >&2; exit 1; }
+    grep -q 'successful run completed' "$work/stress.txt" || { cat "$work/stress.txt" >&2; exit 1; }
+    done_ops=$(awk '$4 == "malloc" { print $5 }' "$work/stress.txt")
+    echo "# malloc bogo ops: $done_ops (asked $ops, $workers workers)"
+    echo "checksum: $(printf 'malloc %s\n' "$done_ops" | md5sum | cut -c1-16)"
     ;;
 *)
     echo "real.sh: unknown workload '$name'" >&2

@@ -236,6 +236,46 @@ START_TEST(test_off_has_no_huge_pages) {
 }
 END_TEST
 
+/* n blocks of size bytes from segpool_malloc; each fully written when full,
+ * else only its first word (a buffer sized for more than it holds). */
+static void **malloc_blocks(size_t n, size_t size, int full) {
+    void **b = calloc(n, sizeof *b);
+    for (size_t i = 0; i < n; i++) {
+        b[i] = segpool_malloc(size);
+        ck_assert_ptr_nonnull(b[i]);
+        if (full) memset(b[i], 0x5a, size);
+        else *(volatile uint64_t *)b[i] = i;
+    }
+    return b;
+}
+
+/* Once a heap owns 4 MiB its small blocks move to huge pages, but blocks of a
+ * page or more stay on 4 KiB pages: a program that writes one word of each
+ * 8 KiB block must not have whole 2 MiB pages of them resident. */
+START_TEST(test_thp_only_for_blocks_below_a_page) {
+    if (!os_thp_available()) {
+        fprintf(stderr, "note: THP unavailable here; nothing to check\n");
+        return;
+    }
+    env("32K", "64M");
+    setenv("SEGSHIM_HUGEPAGES", "thp", 1);
+    size_t nsmall = (8u << 20) / 256, nlarge = (3u << 20) / 8192, rss, huge;
+    void **small = malloc_blocks(nsmall, 256, 1);
+    region_residency(small[nsmall - 1], &rss, &huge);
+    fprintf(stderr, "256 B blocks past 4 MiB: region rss %zu KiB, huge %zu KiB\n", rss >> 10, huge >> 10);
+    ck_assert_uint_ge(huge * 10, (size_t)(2u << 20) * 9);
+    void **large = malloc_blocks(nlarge, 8192, 0);
+    region_residency(large[nlarge - 1], &rss, &huge);
+    fprintf(stderr, "8 KiB blocks, one word written: region rss %zu KiB, huge %zu KiB\n", rss >> 10, huge >> 10);
+    ck_assert_uint_eq(huge, 0);
+    ck_assert_uint_lt(rss, 2u << 20);
+    for (size_t i = 0; i < nsmall; i++) segpool_free(small[i]);
+    for (size_t i = 0; i < nlarge; i++) segpool_free(large[i]);
+    free(small);
+    free(large);
+}
+END_TEST
+
 START_TEST(test_hugetlb_without_pages_falls_back) {
     if (os_hugetlb_free_pages() > 0) {
         fprintf(stderr, "note: reserved huge pages exist; injecting the hugetlb mapping failure instead\n");
@@ -514,6 +554,7 @@ static Suite *pool_suite(void) {
     tcase_set_timeout(limits, 60);
     tcase_add_test(limits, test_thp_region_is_huge);
     tcase_add_test(limits, test_off_has_no_huge_pages);
+    tcase_add_test(limits, test_thp_only_for_blocks_below_a_page);
     tcase_add_test(limits, test_hugetlb_without_pages_falls_back);
     tcase_add_test(limits, test_decay_returns_whole_regions);
     tcase_add_test(limits, test_decay_never_keeps_regions);
