@@ -16,8 +16,11 @@
 #include "hardening.h"
 
 #include <pthread.h>
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <string.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -54,8 +57,13 @@ static void *threads_creator(void *arg) {
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     for (int i = 0; i < DETACHED_EACH; i++) {
         pthread_t t;
-        if (pthread_create(&t, &attr, threads_detached_worker, (char *)arg + i) != 0) {
-            fprintf(stderr, "FAIL: pthread_create (detached) failed\n");
+        int rc, tries = 0;
+        /* EAGAIN while earlier detached threads are still exiting, on a
+         * loaded machine: wait a little for them (under glibc alike). */
+        while ((rc = pthread_create(&t, &attr, threads_detached_worker, (char *)arg + i)) == EAGAIN && tries++ < 1000)
+            usleep(1000);
+        if (rc != 0) {
+            fprintf(stderr, "FAIL: pthread_create (detached) failed: %s\n", strerror(rc));
             exit(1);
         }
     }
