@@ -932,11 +932,13 @@ void heap_fork_parent(void) {
     tls_fork_locked = 0;
     segment_fork_parent();
     pthread_mutex_unlock(&heap_note_lock);
-    pthread_mutex_unlock(&pool.heaps_lock);
+    /* The heaps locked by the prepare handler: no heap was added since, as
+     * heaps_lock is still held. */
     for (heap_t *h = pool.heaps; h; h = h->next_heap) {
         pthread_mutex_unlock(&h->lock);
         if (heap_dead_claim(h)) heap_unlock(h); /* what frees queued on it meanwhile */
     }
+    pthread_mutex_unlock(&pool.heaps_lock);
     if (_IO_list_unlock) _IO_list_unlock();
 }
 
