@@ -126,7 +126,7 @@ static void heap_segment_unclass(heap_t *h, segment_t *s) {
  * used (a thread that allocates one block of a class costs one page, not a
  * slab).  Not doubling: with one partly used slab per class and thread, the
  * formatted but unused half of each cost small programs 0.3-0.9 MiB of peak
- * RSS (results/slab-rules.md) for 0.1% of the instructions.  Each
+ * RSS (results/small-rss.md) for at most 0.2% more instructions.  Each
  * block is tagged free, so that a free of a block never handed out is caught
  * like a double free; blocks past the formatted part fail alloc_is_block_of.
  * Returns 0 when the slab is formatted whole. */
