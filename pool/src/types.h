@@ -225,10 +225,12 @@ typedef struct region_s {
  * after them is touched only on slow paths.  current[c] and direct[i] are
  * never NULL: a heap starts with every entry at segment_none (the sentinel
  * segment: no blocks, span 0), so the fast path needs no NULL test. */
-#define HEAP_FORMAT_FIRST 4096 /* bytes of a slab formatted when it starts serving a class */
+#define HEAP_FORMAT_FIRST 4096 /* bytes of a slab formatted at a time (heap_segment_extend) */
 /* A heap that owns this much asks for segments on huge pages (segment.c):
- * below it, a huge page would mostly hold memory the thread never touches. */
-#define HEAP_HUGE_MIN_BYTES ((uint64_t)4 << 20) // 4 MiB
+ * below it, a huge page would mostly hold memory the thread never touches,
+ * and the last, partly used huge region (up to 2 MiB resident ahead of use)
+ * costs at most an eighth of the threshold. */
+#define HEAP_HUGE_MIN_BYTES ((uint64_t)16 << 20) // 16 MiB
 /* Blocks of at least this size stay on 4 KiB pages whatever the heap owns: a
  * program may write only the start of such a block (a buffer sized for the
  * worst case; stress-ng's malloc stressor writes one word of each), and a

@@ -236,6 +236,62 @@ START_TEST(test_off_has_no_huge_pages) {
 }
 END_TEST
 
+/* Allocate blocks of 64 B through this thread's heap until it holds bytes
+ * more; each block written, so that its page is resident.  Returns the last. */
+static void *heap_fill(size_t bytes) {
+    void *last = NULL;
+    for (size_t done = 0; done < bytes; done += 64) {
+        last = segpool_malloc(64);
+        ck_assert_ptr_nonnull(last);
+        memset(last, 0x3c, 64);
+    }
+    return last;
+}
+
+/* A heap below HEAP_HUGE_MIN_BYTES stays on 4 KiB pages: a huge page would
+ * be resident whole for a few segments (a small program's peak RSS); a heap
+ * past it gets huge regions (the TLB). */
+START_TEST(test_small_heap_stays_on_small_pages) {
+    env("32K", "256M");
+    setenv("SEGSHIM_HUGEPAGES", "thp", 1);
+    size_t rss, huge;
+    void *first = heap_fill(64); /* sets the pool up */
+    if (!os_thp_available()) {
+        fprintf(stderr, "note: THP unavailable here; nothing to check\n");
+        return;
+    }
+    void *last = heap_fill((size_t)(HEAP_HUGE_MIN_BYTES / 2));
+    region_residency(first, &rss, &huge);
+    ck_assert_uint_eq(huge, 0);
+    region_residency(last, &rss, &huge);
+    ck_assert_uint_eq(huge, 0);
+    segpool_stats_t st;
+    segpool_stats_get(&st);
+    ck_assert_uint_eq(st.arena_huge, 0);
+    last = heap_fill((size_t)HEAP_HUGE_MIN_BYTES + (4u << 20));
+    region_residency(last, &rss, &huge);
+    fprintf(stderr, "big heap: last region rss %zu KiB, huge %zu KiB\n", rss >> 10, huge >> 10);
+    ck_assert_uint_ge(huge * 10, (size_t)(2u << 20) * 9); /* at least 90% */
+}
+END_TEST
+
+/* A slab is formatted a page at a time as it is used: after n blocks of a
+ * class, its region holds at most n blocks and one page more resident. */
+START_TEST(test_slab_formatted_as_used) {
+    env("32K", "64M");
+    setenv("SEGSHIM_HUGEPAGES", "off", 1);
+    void *first = segpool_malloc(64); /* class 64 B: one 32 KiB segment */
+    ck_assert_ptr_nonnull(first);
+    size_t n = 4096 / 64 * 4 + 1; /* four pages and one block */
+    for (size_t i = 1; i < n; i++) ck_assert_ptr_nonnull(segpool_malloc(64));
+    size_t rss, huge;
+    region_residency(first, &rss, &huge);
+    fprintf(stderr, "%zu blocks of 64 B: region rss %zu KiB\n", n, rss >> 10);
+    ck_assert_uint_ge(rss, 5 * 4096);
+    ck_assert_uint_le(rss, 6 * 4096); /* doubling formatted 8 pages */
+}
+END_TEST
+
 /* n blocks of size bytes from segpool_malloc; each fully written when full,
  * else only its first word (a buffer sized for more than it holds). */
 static void **malloc_blocks(size_t n, size_t size, int full) {
@@ -249,20 +305,22 @@ static void **malloc_blocks(size_t n, size_t size, int full) {
     return b;
 }
 
-/* Once a heap owns 4 MiB its small blocks move to huge pages, but blocks of a
- * page or more stay on 4 KiB pages: a program that writes one word of each
- * 8 KiB block must not have whole 2 MiB pages of them resident. */
+/* Once a heap owns HEAP_HUGE_MIN_BYTES its small blocks move to huge pages,
+ * but blocks of a page or more stay on 4 KiB pages: a program that writes
+ * one word of each 8 KiB block must not have whole 2 MiB pages of them
+ * resident. */
 START_TEST(test_thp_only_for_blocks_below_a_page) {
     if (!os_thp_available()) {
         fprintf(stderr, "note: THP unavailable here; nothing to check\n");
         return;
     }
-    env("32K", "64M");
+    env("32K", "256M");
     setenv("SEGSHIM_HUGEPAGES", "thp", 1);
-    size_t nsmall = (8u << 20) / 256, nlarge = (3u << 20) / 8192, rss, huge;
+    size_t nsmall = (size_t)(HEAP_HUGE_MIN_BYTES + (4u << 20)) / 256, nlarge = (3u << 20) / 8192, rss, huge;
     void **small = malloc_blocks(nsmall, 256, 1);
     region_residency(small[nsmall - 1], &rss, &huge);
-    fprintf(stderr, "256 B blocks past 4 MiB: region rss %zu KiB, huge %zu KiB\n", rss >> 10, huge >> 10);
+    fprintf(stderr, "256 B blocks past HEAP_HUGE_MIN_BYTES: region rss %zu KiB, huge %zu KiB\n", rss >> 10,
+            huge >> 10);
     ck_assert_uint_ge(huge * 10, (size_t)(2u << 20) * 9);
     void **large = malloc_blocks(nlarge, 8192, 0);
     region_residency(large[nlarge - 1], &rss, &huge);
@@ -553,6 +611,8 @@ static Suite *pool_suite(void) {
     TCase *limits = tcase_create("limits");
     tcase_set_timeout(limits, 60);
     tcase_add_test(limits, test_thp_region_is_huge);
+    tcase_add_test(limits, test_small_heap_stays_on_small_pages);
+    tcase_add_test(limits, test_slab_formatted_as_used);
     tcase_add_test(limits, test_off_has_no_huge_pages);
     tcase_add_test(limits, test_thp_only_for_blocks_below_a_page);
     tcase_add_test(limits, test_hugetlb_without_pages_falls_back);
