@@ -31,6 +31,7 @@ extern SEGPOOL_TLS lock_held_t tls_locks_held SEGPOOL_HIDDEN;
 
 SEGPOOL_COLD __attribute__((noreturn)) void lock_reentered(pthread_mutex_t *m);
 
+/* lock_count_t, the counters of a lock or a family of locks: types.h. */
 
 static inline void lock_note_held(lock_held_t *t, pthread_mutex_t *m) {
     if (t->count < LOCK_HELD_MAX) t->held[t->count] = m;

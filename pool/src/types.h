@@ -261,7 +261,7 @@ struct heap_s {
     uint64_t remote_collects;                /* remote lists taken whole (O(1) each) */
     uint64_t remote_queued;                  /* segments taken off its queue */
     heap_t *next_heap;                       /* pool.heaps list, never unlinked */
-    pthread_mutex_t lock;                    /* held by whoever acts for a dead heap */
+    pthread_mutex_t lock;                    /* its exiting thread, whoever acts for it dead, an adopter */
     lock_count_t lock_count;                 /* its acquisitions, by the holder */
     heap_state_t state;                      /* under lock */
     /* For threads looking for a heap to adopt, read without the lock:
