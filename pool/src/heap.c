@@ -670,13 +670,15 @@ static SEGPOOL_NOINLINE void heap_free_remote_suspect(heap_t *owner, segment_t *
     if (!live) heap_free_dead(owner, s, b);
 }
 
-/* b lies in a segment this thread does not own, a slab tail, or no block
- * segment at all.  One CAS pushes b on its segment's remote list; the free
+/* b lies in a segment this thread does not own, or in no block segment at
+ * all; s is the head of its slab (alloc_free_at resolved it, and
+ * heap_free_dead passes on what it was given).  One CAS pushes b on its
+ * segment's remote list; the free
  * that finds the list idle (QUEUED clear) also queues the segment on its
  * heap.  Nothing is counted here: the owner counts the blocks it takes in
  * (heap_t.remote_frees), the statistics add those still on remote lists. */
 void heap_free_remote(block_t *b, segment_t *s) {
-    s = segment_head(s); /* the fast path did, but not every caller */
+    SEGPOOL_ASSERT(s->head_distance == 0);
     if (s->kind == SEGMENT_FREE) /* its segment went back to the pool: freed already, or never a block */
         alloc_report("free(): double free detected", b);
     if (s->kind != SEGMENT_BLOCKS) alloc_report("free(): invalid pointer (not an allocated block)", b);

@@ -82,6 +82,19 @@ redis_bench() {
 }
 
 # rps: the requests per second of the test named $1 in redis-bench.txt.
+# One redis-benchmark list case (TEST, its report LABEL, value SIZE, N
+# requests) against a fresh server; the checksum covers the list's length,
+# its first 100 values and the dataset's digest.
+redis_list_case() {
+    redis_start
+    redis_bench -n "$4" -d "$3" -t "$1"
+    redis_rps "$2"
+    local sum
+    sum="$(cli llen mylist) $(cli lrange mylist 0 99 | md5sum) $(cli debug digest)"
+    redis_stop
+    echo "checksum: $(printf '%s\n' "$sum" | md5sum | cut -c1-16)"
+}
+
 redis_rps() {
     tr '\r' '\n' <"$work/redis-bench.txt" |
         awk -v t="$1" 'index($0, t) == 1 && /requests per second/ { sub(/.*: /, ""); print "rps: " $1 }'
@@ -202,22 +215,10 @@ redis)
     echo "checksum: ${digest:0:16}"
     ;;
 redis-lpush)
-    n=$(scaled 100000)
-    redis_start
-    redis_bench -n "$n" -d 1024 -t lpush
-    redis_rps LPUSH
-    sum="$(cli llen mylist) $(cli debug digest)"
-    redis_stop
-    echo "checksum: $(printf '%s\n' "$sum" | md5sum | cut -c1-16)"
+    redis_list_case lpush LPUSH 1024 "$(scaled 100000)"
     ;;
 redis-lrange)
-    n=$(scaled 3000)
-    redis_start
-    redis_bench -n "$n" -d 10240 -t lrange_100
-    redis_rps LRANGE_100
-    sum="$(cli debug digest) $(cli lrange mylist 0 99 | md5sum)"
-    redis_stop
-    echo "checksum: $(printf '%s\n' "$sum" | md5sum | cut -c1-16)"
+    redis_list_case lrange_100 LRANGE_100 10240 "$(scaled 3000)"
     ;;
 stress-malloc)
     ops=$(scaled 60000)
