@@ -14,7 +14,8 @@
  * A region is purged whole (decommitted: mapped PROT_NONE again), so a huge
  * page is never split, and a purged region is committed again before reuse.
  *
- * Limits.  With RLIMIT_AS infinite the arena is one reservation (the pool
+ * Limits.  The pool is at most RLIMIT_DATA (arena_init).  With RLIMIT_AS
+ * infinite the arena is one reservation (the pool
  * size) that never changes.  With a finite limit it starts small and grows in
  * pieces (arena_grow_locked) up to min(pool size, limit); a glibc allocation
  * that fails for lack of address space makes it give its never-used tail
@@ -123,6 +124,12 @@ static int arena_init_limited(size_t size, uint64_t limit) {
 }
 
 int arena_init(size_t size) {
+    /* Under RLIMIT_DATA no more than the limit can ever be committed, and the
+     * side tables (writable, so counted against it) are sized for the pool:
+     * a pool of the machine's RAM would take their ~0.6% of it from the
+     * program's limit before it allocated anything. */
+    uint64_t data = os_data_limit();
+    if (data < size) size = (size_t)data & ~(SEGPOOL_REGION_SIZE - 1);
     uint64_t limit = os_as_limit();
     if (limit != UINT64_MAX) return arena_init_limited(size, limit);
     /* No limit: one reservation, which never grows.  Halve the request until

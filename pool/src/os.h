@@ -77,6 +77,7 @@ void os_inject_reset(void);
  * kernel cannot place a mapping exactly without replacing). */
 int os_reserve_at(void *addr, size_t size);
 uint64_t os_as_limit(void);              /* RLIMIT_AS soft limit in bytes, UINT64_MAX if none */
+uint64_t os_data_limit(void);            /* RLIMIT_DATA soft limit in bytes, UINT64_MAX if none */
 uint64_t os_vm_size(void);               /* address space mapped now (VmSize) in bytes, 0 unknown */
 /* Memory that can be had without pressure: MemAvailable, lowered to the room
  * (limit - usage) of a limited memory cgroup; 0 unknown. */

@@ -371,14 +371,18 @@ int os_reserve_at(void *addr, size_t size) {
     return rc;
 }
 
-uint64_t os_as_limit(void) {
+/* The soft limit of resource in bytes, UINT64_MAX if none. */
+static uint64_t os_limit(int resource) {
     int saved = errno;
     struct rlimit rl;
     uint64_t limit = UINT64_MAX;
-    if (getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) limit = (uint64_t)rl.rlim_cur;
+    if (getrlimit(resource, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) limit = (uint64_t)rl.rlim_cur;
     errno = saved;
     return limit;
 }
+
+uint64_t os_as_limit(void) { return os_limit(RLIMIT_AS); }
+uint64_t os_data_limit(void) { return os_limit(RLIMIT_DATA); }
 
 /* First decimal number of a text, or 0. */
 static uint64_t os_first_number(const char *p) {
