@@ -155,6 +155,7 @@ typedef struct segpool_stats_s {
     uint64_t remote_contended;    /* of which pushes retried because another thread freed into the segment at once */
     uint64_t remote_queued;       /* segments queued on their heap by the first remote free since it last looked */
     uint64_t remote_collects;     /* remote lists taken whole by the owner (one exchange, no walk) */
+    uint64_t remote_kept;         /* remote frees the freeing thread kept and hands out itself (never sent home) */
     uint64_t fallback_too_large;  /* counted by the caller through segpool_note_fallback */
     uint64_t fallback_aligned;
     uint64_t fallback_exhausted;

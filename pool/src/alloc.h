@@ -102,6 +102,13 @@ SEGPOOL_INLINE int alloc_is_block_of_shared(const segment_t *s, const void *p) {
 /* b carries the free tag: it may be free already (heap_free_suspect decides). */
 SEGPOOL_INLINE int alloc_looks_free(const block_t *b) { return b->free_tag == ALLOC_FREE_TAG; }
 
+/* The second word of a block on a thread's kept list (heap.c, "Kept
+ * blocks"): its address encoded with the secret key, so that a copy of a
+ * kept block's words into another block does not pass for kept. */
+#define ALLOC_KEPT_FLIP ((uintptr_t)(intptr_t)(int32_t)0xa110cee9)
+SEGPOOL_INLINE uintptr_t alloc_kept_mark(const block_t *b) { return alloc_link_encode(b) ^ ALLOC_KEPT_FLIP; }
+SEGPOOL_INLINE int alloc_looks_kept(const block_t *b) { return b->free_tag == alloc_kept_mark(b); }
+
 /* Take the head of s's free list, checked to lie in s.  The next link is
  * decoded but not yet checked: the next pop checks it. */
 SEGPOOL_INLINE block_t *alloc_take(segment_t *s) {
@@ -114,10 +121,11 @@ SEGPOOL_INLINE block_t *alloc_take(segment_t *s) {
     return b;
 }
 
-/* Pop a block of class c from h's current segment; NULL when it has none or
- * its list is corrupted (heap_alloc_slow tells which). */
+/* Pop a block of class c from what h serves it from (its current segment or
+ * its kept list); NULL when that has none or its list is corrupted
+ * (heap_alloc_slow tells which). */
 SEGPOOL_INLINE void *alloc_pop(heap_t *h, unsigned c) {
-    segment_t *s = h->current[c];
+    segment_t *s = h->serving[c];
     if (unlikely(!alloc_in_slab(s, s->free))) return NULL;
     return alloc_take(s);
 }

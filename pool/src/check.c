@@ -99,9 +99,14 @@ static uint64_t check_full_list(const heap_t *h, uint32_t per_class[]) {
  * to *cached. */
 static uint32_t check_class(const heap_t *h, unsigned c, uint64_t *owned, uint64_t *cached) {
     const segment_t *cur = h->current[c];
+    const segment_t *kept = &h->kept[c];
     uint32_t found = 0;
+    /* The kept list serves while it holds blocks (it may have just run dry). */
+    CHECK_THAT(h->serving[c] == cur || h->serving[c] == kept);
+    CHECK_THAT(kept->free == NULL || h->serving[c] == kept);
+    CHECK_THAT(kept->free == NULL ? kept->used == sizeclass_table[c].keep_max : kept->used < sizeclass_table[c].keep_max);
     for (unsigned step = sizeclass_table[c].step_first; step <= sizeclass_table[c].step_last; step++)
-        CHECK_THAT(h->direct[step] == cur);
+        CHECK_THAT(h->direct[step] == h->serving[c]);
     if (cur != &segment_none) {
         check_segment(h, cur, c);
         CHECK_THAT((cur->used & (SEGMENT_FULL | SEGMENT_CURRENT)) == SEGMENT_CURRENT);

@@ -43,6 +43,13 @@ static unsigned sizeclass_slab_for(size_t block, size_t segment, unsigned max_sl
 #define SIZECLASS_LINEAR_MAX 128
 #define SIZECLASS_PER_DOUBLING 4
 
+/* A thread keeps at most this many bytes, and this many blocks, of other
+ * heaps' blocks it freed, per class (heap.c, "Kept blocks"): enough to serve
+ * a thread's next allocations from what is warm in its cache, little enough
+ * that the blocks held stay a small part of what a heap holds. */
+#define SIZECLASS_KEEP_BYTES ((size_t)32 << 10)
+#define SIZECLASS_KEEP_MAX 64
+
 unsigned sizeclass_init(size_t segment_size, unsigned max_slab) {
     if (!SIZECLASS_SLABS) max_slab = 1;
     unsigned count = 0;
@@ -56,6 +63,8 @@ unsigned sizeclass_init(size_t segment_size, unsigned max_slab) {
          * of two, so that size * div_magic mod 2^64 is never 0 (alloc.h). */
         c->div_magic = UINT64_MAX / size + 1 + ((size & (size - 1)) == 0);
         c->div_step = (uint64_t)size * c->div_magic;
+        c->keep_max = (uint32_t)(SIZECLASS_KEEP_BYTES / size < SIZECLASS_KEEP_MAX ? SIZECLASS_KEEP_BYTES / size
+                                                                                  : SIZECLASS_KEEP_MAX);
         if (size < SIZECLASS_LINEAR_MAX) {
             size += SIZECLASS_STEP;
         } else {

@@ -26,6 +26,7 @@ typedef struct sizeclass_s {
     uint32_t capacity;  /* blocks per segment or slab */
     uint32_t slab;      /* segments per slab (1 = a single segment) */
     uint16_t step_first, step_last; /* heap_t.direct[] entries of this class; first > last if none */
+    uint32_t keep_max;  /* blocks of other heaps a thread may keep for reuse (heap.c, "Kept blocks") */
     uint64_t div_magic; /* see segment_t.div_magic */
     uint64_t div_step;  /* size * div_magic mod 2^64: 0 < div_step <= size (alloc.h) */
 } sizeclass_t;

@@ -75,6 +75,12 @@ static void stats_process(segpool_stats_t *out) {
     errno = saved;
 }
 
+/* Blocks on a kept list: its room (used) counts down from keep_max. */
+STATS_RACY static uint32_t stats_kept_held(const heap_t *h, unsigned c) {
+    uint32_t room = __atomic_load_n(&h->kept[c].used, __ATOMIC_RELAXED);
+    return room < sizeclass_table[c].keep_max ? sizeclass_table[c].keep_max - room : 0;
+}
+
 /* Other threads' counters are read while they run: approximate by design. */
 STATS_RACY static void stats_merge_heaps(segpool_stats_t *out, size_t *cached) {
     for (heap_t *h = __atomic_load_n(&pool.heaps, __ATOMIC_ACQUIRE); h; h = h->next_heap) {
@@ -85,8 +91,10 @@ STATS_RACY static void stats_merge_heaps(segpool_stats_t *out, size_t *cached) {
         out->remote_contended += atomic_load_explicit(&h->remote_contended, memory_order_relaxed);
         out->remote_queued += h->remote_queued;
         out->remote_collects += h->remote_collects;
+        out->remote_kept += h->kept_reused;
         for (unsigned c = 0; c < sizeclass_count; c++) {
-            out->class_requests[c] += h->requests[c];
+            out->class_requests[c] += h->requests[c] + h->kept[c].allocs;
+            out->remote_kept += h->kept[c].allocs + stats_kept_held(h, c);
             out->class_segments[c] += h->class_segments[c];
         }
         out->fallback_too_large += h->fallback[SEGPOOL_FALLBACK_TOO_LARGE];
@@ -101,7 +109,22 @@ STATS_RACY static void stats_merge_heaps(segpool_stats_t *out, size_t *cached) {
     out->heap_list_lock_contended = pool.heaps_lock_count.contended;
 }
 
-/* Blocks live now and their bytes, and (when out is not NULL) the
+/* Blocks on threads' kept lists, and their bytes: live for their segments,
+ * free for the program. */
+STATS_RACY static uint64_t stats_kept(size_t *bytes) {
+    uint64_t blocks = 0;
+    *bytes = 0;
+    for (const heap_t *h = __atomic_load_n(&pool.heaps, __ATOMIC_ACQUIRE); h; h = h->next_heap)
+        for (unsigned c = 0; c < sizeclass_count; c++) {
+            uint32_t held = stats_kept_held(h, c);
+            blocks += held;
+            *bytes += (size_t)held * sizeclass_table[c].size;
+        }
+    return blocks;
+}
+
+/* Blocks live now and their bytes (those on remote lists are free, though
+ * their segments count them until taken), and (when out is not NULL) the
  * allocations of segments still in their class and the remote frees not yet
  * taken by their heap. */
 STATS_RACY static uint64_t stats_walk_segments(segpool_stats_t *out, size_t *live_bytes) {
@@ -112,11 +135,14 @@ STATS_RACY static uint64_t stats_walk_segments(segpool_stats_t *out, size_t *liv
         const segment_t *s = &pool.segments[i];
         if (s->kind != SEGMENT_BLOCKS) continue;
         uint32_t blocks = s->used & SEGMENT_LIVE_MASK;
+        uint32_t remote = (uint32_t)(atomic_load_explicit(&pool.links[i].remote, memory_order_relaxed) >>
+                                     SEGMENT_REMOTE_COUNT_SHIFT);
+        blocks = blocks > remote ? blocks - remote : 0;
         live += blocks;
         bytes += (size_t)blocks * s->block_size;
         if (out == NULL) continue;
         out->class_requests[s->class_index] += s->allocs;
-        out->remote_frees += atomic_load_explicit(&pool.links[i].remote, memory_order_relaxed) >> SEGMENT_REMOTE_COUNT_SHIFT;
+        out->remote_frees += remote;
     }
     *live_bytes = bytes;
     return live;
@@ -129,7 +155,9 @@ void stats_pool_bytes(size_t *committed, size_t *in_use) {
     *committed = __atomic_load_n(&pool.regions_committed, __ATOMIC_RELAXED) * SEGPOOL_REGION_SIZE;
     size_t whole = __atomic_load_n(&pool.segments_user, __ATOMIC_RELAXED) * pool.segment_size;
     stats_walk_segments(NULL, in_use);
-    *in_use += whole;
+    size_t kept;
+    stats_kept(&kept);
+    *in_use = (*in_use > kept ? *in_use - kept : 0) + whole;
 }
 
 SEGPOOL_API void segpool_stats_get(segpool_stats_t *out) {
@@ -153,8 +181,11 @@ SEGPOOL_API void segpool_stats_get(segpool_stats_t *out) {
 
     size_t cached = 0;
     stats_merge_heaps(out, &cached);
-    size_t live_bytes;
+    size_t live_bytes, kept_bytes;
     uint64_t live = stats_walk_segments(out, &live_bytes);
+    uint64_t kept = stats_kept(&kept_bytes);
+    live = live > kept ? live - kept : 0;
+    live_bytes = live_bytes > kept_bytes ? live_bytes - kept_bytes : 0;
     for (unsigned c = 0; c < sizeclass_count; c++) out->pool_requests += out->class_requests[c];
 
     size_t handed_out;
@@ -169,6 +200,7 @@ SEGPOOL_API void segpool_stats_get(segpool_stats_t *out) {
     out->regions_purged = __atomic_load_n(&pool.regions_purged, __ATOMIC_RELAXED);
     out->bytes_committed = out->regions_committed * SEGPOOL_REGION_SIZE;
     out->bytes_in_use = live_bytes + out->segments_user * pool.segment_size;
+    out->remote_frees += out->remote_kept;
 
     out->segments_cached = cached < handed_out ? cached : handed_out;
     out->segments_in_use = handed_out - out->segments_cached;

@@ -222,6 +222,7 @@ static void stats_text(text_t *o, const segpool_stats_t *s) {
     stats_text_u64_at(o, indent, "contended", s->remote_contended);
     stats_text_u64_at(o, indent, "segments queued", s->remote_queued);
     stats_text_u64_at(o, indent, "lists collected", s->remote_collects);
+    stats_text_u64_at(o, indent, "kept by the freer", s->remote_kept);
 
     /* Slow-path locks: how often taken, and how often another thread held
      * the lock at the first try (the thread may have slept). */
@@ -356,6 +357,7 @@ static void stats_json(text_t *o, const segpool_stats_t *s) {
     stats_json_u64(o, "remote_contended", s->remote_contended);
     stats_json_u64(o, "remote_queued", s->remote_queued);
     stats_json_u64(o, "remote_collects", s->remote_collects);
+    stats_json_u64(o, "remote_kept", s->remote_kept);
     stats_json_u64(o, "fallback_too_large", s->fallback_too_large);
     stats_json_u64(o, "fallback_aligned", s->fallback_aligned);
     stats_json_u64(o, "fallback_exhausted", s->fallback_exhausted);

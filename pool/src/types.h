@@ -104,6 +104,7 @@ typedef enum segment_kind_e {
     SEGMENT_BLOCKS,    /* head of a segment or slab serving a size class */
     SEGMENT_SLAB_TAIL, /* a later segment of a slab: head_distance > 0 */
     SEGMENT_USER,      /* handed out whole by segpool_segment_request */
+    SEGMENT_KEPT,      /* a heap's kept list of a class (heap_t.kept), in no side table */
 } segment_kind_t;
 
 /* The used field counts live blocks.  SEGMENT_FULL marks a segment that its
@@ -222,9 +223,16 @@ typedef struct region_s {
 } region_t;
 
 /* Per-thread heap.  The first two arrays are the fast path's; everything
- * after them is touched only on slow paths.  current[c] and direct[i] are
+ * after them is touched only on slow paths.  serving[c] and direct[i] are
  * never NULL: a heap starts with every entry at segment_none (the sentinel
- * segment: no blocks, span 0), so the fast path needs no NULL test. */
+ * segment: no blocks, span 0), so the fast path needs no NULL test.
+ *
+ * serving[c] is what malloc pops blocks of class c from: the class's current
+ * segment, or, while it holds blocks, the class's kept list (kept[c]): blocks
+ * of other heaps that this thread freed and hands out again itself before
+ * anything of its own (heap.c, "Kept blocks").  A kept list is a segment_t
+ * whose bounds are the whole arena, so the fast path pops it like any
+ * segment; it is in no side table, and nothing frees into it by address. */
 #define HEAP_FORMAT_FIRST 4096 /* bytes of a slab formatted at a time (heap_segment_extend) */
 /* A heap that owns this much asks for segments on huge pages (segment.c):
  * below it, a huge page would mostly hold memory the thread never touches,
@@ -244,7 +252,8 @@ struct heap_s {
     /* direct[(size - 1) / 16] == current[class of size] for 1 <= size <= 1 KiB:
      * the fast path of small sizes needs no class map. */
     segment_t *direct[HEAP_DIRECT_STEPS];
-    segment_t *current[SEGPOOL_MAX_CLASSES];
+    segment_t *serving[SEGPOOL_MAX_CLASSES];
+    segment_t *current[SEGPOOL_MAX_CLASSES]; /* the class's current segment (SEGMENT_CURRENT) */
     uintptr_t owner_tp;                      /* thread pointer of its thread; 0 when dead */
     uint64_t requests[SEGPOOL_MAX_CLASSES];  /* allocs of segments no longer in the class */
     segment_t *full;                         /* segments with no free block */
@@ -260,6 +269,7 @@ struct heap_s {
     uint64_t remote_frees;                   /* blocks other threads freed to it, taken in */
     uint64_t remote_collects;                /* remote lists taken whole (O(1) each) */
     uint64_t remote_queued;                  /* segments taken off its queue */
+    uint64_t kept_reused;                    /* blocks its kept lists handed out (up to their last serving) */
     heap_t *next_heap;                       /* pool.heaps list, never unlinked */
     pthread_mutex_t lock;                    /* its exiting thread, whoever acts for it dead, an adopter */
     lock_count_t lock_count;                 /* its acquisitions, by the holder */
@@ -281,6 +291,9 @@ struct heap_s {
      * "Dead heaps"). */
     _Alignas(64) _Atomic(uintptr_t) remote;
     _Atomic(uint64_t) remote_contended;      /* remote-free CASes that failed, by any thread */
+
+    /* Kept lists by class, its own thread's only (heap.c, "Kept blocks"). */
+    _Alignas(64) segment_t kept[SEGPOOL_MAX_CLASSES];
 };
 
 #define HEAP_REMOTE_DEAD ((uintptr_t)1)

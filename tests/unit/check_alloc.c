@@ -295,6 +295,53 @@ static void remote_double_free(void *arg) {
     segpool_collect();
 }
 
+/* A thread with a heap keeps a block of another heap that it frees (heap.c,
+ * "Kept blocks"): its second free, by the same thread or by a third one, is
+ * reported at once. */
+static void *free_twice(void *arg) {
+    segpool_free(segpool_malloc(16)); /* this thread gets a heap */
+    segpool_free(arg);
+    segpool_free(arg);
+    return NULL;
+}
+
+static void *free_keep(void *arg) {
+    segpool_free(segpool_malloc(16));
+    segpool_free(arg);
+    return NULL;
+}
+
+static void kept_double_free_same_thread(void *arg) {
+    (void)arg;
+    void *p = segpool_malloc(100);
+    pthread_t t;
+    pthread_create(&t, NULL, free_twice, p);
+    pthread_join(t, NULL);
+}
+
+/* The keeper is still alive (it waits) when the third thread frees p again. */
+static pthread_barrier_t kept_barrier;
+
+static void *free_keep_and_wait(void *arg) {
+    free_keep(arg);
+    pthread_barrier_wait(&kept_barrier);
+    pthread_barrier_wait(&kept_barrier);
+    return NULL;
+}
+
+static void kept_double_free_other_thread(void *arg) {
+    (void)arg;
+    void *p = segpool_malloc(100);
+    pthread_barrier_init(&kept_barrier, NULL, 2);
+    pthread_t keeper, t;
+    pthread_create(&keeper, NULL, free_keep_and_wait, p);
+    pthread_barrier_wait(&kept_barrier);
+    pthread_create(&t, NULL, free_keep, p); /* the second free of p */
+    pthread_join(t, NULL);
+    pthread_barrier_wait(&kept_barrier);
+    pthread_join(keeper, NULL);
+}
+
 static void free_of_whole_segment(void *arg) {
     (void)arg;
     segpool_free(segpool_segment_request());
@@ -322,6 +369,8 @@ START_TEST(test_misuse_messages) {
     expect_abort(interior_pointer, NULL, MSG_INSIDE_BLOCK);
     expect_abort(double_free, NULL, MSG_DOUBLE_FREE);
     expect_abort(remote_double_free, NULL, MSG_DOUBLE_FREE);
+    expect_abort(kept_double_free_same_thread, NULL, MSG_DOUBLE_FREE);
+    expect_abort(kept_double_free_other_thread, NULL, MSG_DOUBLE_FREE);
     expect_abort(free_of_whole_segment, NULL, MSG_NOT_A_BLOCK);
     expect_abort(free_of_foreign_pointer, NULL, MSG_NOT_FROM_POOL);
     expect_abort(write_after_free, NULL, MSG_CORRUPTED);

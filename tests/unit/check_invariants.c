@@ -97,7 +97,7 @@ START_TEST(test_heap_corruptions_are_caught) {
     expect_abort(corrupt_used, NULL, MSG_ASSERT "on_list + (s->used & SEGMENT_LIVE_MASK) == formatted (");
     expect_abort(corrupt_two_lists, NULL, MSG_ASSERT "(s->used & ~SEGMENT_LIVE_MASK) == 0 (");
     expect_abort(corrupt_free_link, NULL, MSG_ASSERT "alloc_in_slab(s, b) (");
-    expect_abort(corrupt_direct, NULL, MSG_ASSERT "h->direct[step] == cur (");
+    expect_abort(corrupt_direct, NULL, MSG_ASSERT "h->direct[step] == h->serving[c] (");
 }
 END_TEST
 

@@ -93,6 +93,73 @@ START_TEST(test_block_freed_elsewhere_is_reused) {
 }
 END_TEST
 
+/* ---- A thread keeps what it frees of other heaps, and reuses it first ------------- */
+
+typedef struct remote_keeper_s {
+    void **blocks; /* another heap's, to free here */
+    uint32_t count, keep_max;
+    uint32_t reused;       /* of the keeper's next allocations, how many were blocks it freed */
+    int next_was_own;      /* the allocation after keep_max of them came from its own segment */
+    uint64_t kept_during;  /* remote_kept while the keeper was alive, after its frees */
+    size_t bytes_before_frees, bytes_after_frees;
+} remote_keeper_t;
+
+static int remote_is_one_of(void *p, void **blocks, uint32_t n) {
+    for (uint32_t i = 0; i < n; i++)
+        if (blocks[i] == p) return 1;
+    return 0;
+}
+
+static void *remote_keeper(void *arg) {
+    remote_keeper_t *k = arg;
+    segpool_free(segpool_malloc(64)); /* a heap, and a current segment of the class */
+    k->bytes_before_frees = remote_stats().bytes_in_use;
+    for (uint32_t i = 0; i < k->count; i++) segpool_free(k->blocks[i]);
+    k->bytes_after_frees = remote_stats().bytes_in_use;
+    void **got = calloc(k->keep_max + 1, sizeof *got);
+    for (uint32_t i = 0; i <= k->keep_max; i++) {
+        got[i] = segpool_malloc(64);
+        if (i < k->keep_max) k->reused += remote_is_one_of(got[i], k->blocks, k->count);
+        else k->next_was_own = !remote_is_one_of(got[i], k->blocks, k->count);
+    }
+    /* Free them again: the other heap's are kept again, until this thread exits. */
+    for (uint32_t i = 0; i <= k->keep_max; i++) segpool_free(got[i]);
+    k->kept_during = remote_stats().remote_kept;
+    free(got);
+    return NULL;
+}
+
+/* A thread with a heap keeps up to keep_max blocks of a class that it frees
+ * of another heap and hands them out before anything of its own; the rest go
+ * home.  bytes_in_use does not count kept blocks, and when the thread exits
+ * every block is back with its owner: nothing lost, nothing handed out twice. */
+START_TEST(test_freeing_thread_reuses_blocks_it_kept) {
+    segpool_collect();
+    segpool_stats_t before = remote_stats();
+    remote_keeper_t k = {.keep_max = sizeclass_table[sizeclass_of(64)].keep_max};
+    ck_assert_uint_ge(k.keep_max, 2);
+    k.count = k.keep_max + 16; /* 16 more than it may keep: those go home */
+    k.blocks = calloc(k.count, sizeof *k.blocks);
+    for (uint32_t i = 0; i < k.count; i++) k.blocks[i] = segpool_malloc(64);
+    pthread_t t;
+    pthread_create(&t, NULL, remote_keeper, &k);
+    pthread_join(t, NULL);
+    ck_assert_uint_eq(k.reused, k.keep_max);
+    ck_assert_msg(k.next_was_own, "the allocation after the kept ones came from another heap's segment");
+    ck_assert_uint_eq(k.bytes_after_frees, k.bytes_before_frees - (size_t)k.count * 64);
+    ck_assert_uint_ge(k.kept_during, before.remote_kept + 2 * (uint64_t)k.keep_max);
+    /* The keeper's exit sent its kept blocks home: the owner gets every one
+     * back, so all its blocks are free and its segments go back on collect. */
+    segpool_stats_t after = remote_stats();
+    ck_assert_uint_eq(after.bytes_in_use, before.bytes_in_use);
+    /* Each of the keeper's frees of the owner's blocks counts once, kept or not. */
+    ck_assert_uint_eq(after.remote_frees - before.remote_frees, (uint64_t)k.count + k.keep_max);
+    segpool_collect();
+    ck_assert_uint_eq(remote_stats().segments_in_use, before.segments_in_use);
+    free(k.blocks);
+}
+END_TEST
+
 /* A full segment (not current) gets its blocks back through the queue. */
 START_TEST(test_full_segment_comes_back) {
     segpool_stats_t before = remote_stats();
@@ -402,6 +469,7 @@ static Suite *remote_suite(void) {
     tcase_set_timeout(core, 120);
     tcase_add_test(core, test_block_freed_elsewhere_is_reused);
     tcase_add_test(core, test_full_segment_comes_back);
+    tcase_add_test(core, test_freeing_thread_reuses_blocks_it_kept);
     tcase_add_test(core, test_many_threads_free_into_one_owner);
     tcase_add_test(core, test_owner_exits_with_remote_frees_pending);
     tcase_add_test(core, test_frees_into_dead_heaps_while_others_adopt);

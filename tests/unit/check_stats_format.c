@@ -60,6 +60,7 @@ static void fill_healthy(segpool_stats_t *s) {
     s->remote_contended = 7;
     s->remote_queued = 40;
     s->remote_collects = 38;
+    s->remote_kept = 200;
     s->fallback_too_large = 4000;
     s->fallback_aligned = 500;
     s->fallback_exhausted = 0;
@@ -275,7 +276,7 @@ static const char *const stats_keys[] = {
     "segments_in_use",   "segments_cached",    "segments_free",    "segments_peak",      "segments_user",
     "regions_committed", "regions_peak",       "regions_purged",   "arena_rss",          "arena_huge",
     "pool_requests",     "pool_frees",         "remote_frees",     "remote_contended",   "remote_queued",
-    "remote_collects",   "fallback_too_large", "fallback_aligned",
+    "remote_collects",   "remote_kept",        "fallback_too_large", "fallback_aligned",
     "fallback_exhausted", "fallback_other",    "large_sizes",      "class_count",        "class_size",
     "class_requests",    "class_segments",     "threads_live",     "threads_total",      "pool_shards",
     "pool_lock_acquired", "pool_lock_contended", "pool_recycles_deferred", "heap_lock_acquired", "heap_lock_contended",
@@ -322,6 +323,7 @@ START_TEST(test_text_healthy) {
         "      contended         7\n",
         "      segments queued   40\n",
         "      lists collected   38\n",
+        "      kept by the freer 200\n",
         "  locks\n    pool shards         2000 taken, 50 contended (2.5%) in 4 shards, 7 recycles left to the holder\n"
         "    thread heaps        300 taken, 3 contended (1.0%)\n"
         "    heap list           12 taken, 0 contended (0.0%)\n",
@@ -384,6 +386,7 @@ START_TEST(test_json_healthy) {
         "\"remote_contended\": 7",
         "\"remote_queued\": 40",
         "\"remote_collects\": 38",
+        "\"remote_kept\": 200",
         "\"fallback_too_large\": 4000",
         "\"fallback_aligned\": 500",
         "\"fallback_exhausted\": 0",
