@@ -160,6 +160,53 @@ START_TEST(test_freeing_thread_reuses_blocks_it_kept) {
 }
 END_TEST
 
+/* A thread that holds kept blocks forks: in the child the blocks' owner is
+ * an orphan (its thread is gone), and the child's kept list still serves
+ * them; handing them out, freeing and collecting must neither hand a block
+ * out twice nor crash. */
+enum { KEPT_FORK_BLOCKS = 100 };
+
+static int remote_kept_fork_child(void) {
+    void *got[2 * KEPT_FORK_BLOCKS];
+    for (int i = 0; i < 2 * KEPT_FORK_BLOCKS; i++) {
+        got[i] = segpool_malloc(64);
+        if (!got[i]) return 1;
+        remote_fill(got[i], 64, (uint64_t)i);
+    }
+    for (int i = 0; i < 2 * KEPT_FORK_BLOCKS; i++)
+        if (!remote_intact(got[i], 64, (uint64_t)i)) return 2; /* handed out twice */
+    for (int i = 0; i < 2 * KEPT_FORK_BLOCKS; i++) segpool_free(got[i]);
+    segpool_collect();
+    return 0;
+}
+
+static void *remote_keep_and_fork(void *arg) {
+    void **blocks = arg;
+    segpool_free(segpool_malloc(64)); /* a heap */
+    for (int i = 0; i < KEPT_FORK_BLOCKS; i++) segpool_free(blocks[i]);
+    pid_t pid = fork();
+    if (pid == 0) _exit(remote_kept_fork_child());
+    int status = 0;
+    if (waitpid(pid, &status, 0) != pid) status = -1;
+    return (void *)(intptr_t)status;
+}
+
+START_TEST(test_fork_with_kept_blocks) {
+    segpool_collect();
+    size_t in_use = remote_stats().segments_in_use;
+    void *blocks[KEPT_FORK_BLOCKS];
+    for (int i = 0; i < KEPT_FORK_BLOCKS; i++) blocks[i] = segpool_malloc(64);
+    pthread_t t;
+    void *status;
+    pthread_create(&t, NULL, remote_keep_and_fork, blocks);
+    pthread_join(t, &status);
+    int st = (int)(intptr_t)status;
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child failed: status %#x", st);
+    segpool_collect();
+    ck_assert_uint_le(remote_stats().segments_in_use, in_use);
+}
+END_TEST
+
 /* A full segment (not current) gets its blocks back through the queue. */
 START_TEST(test_full_segment_comes_back) {
     segpool_stats_t before = remote_stats();
@@ -470,6 +517,7 @@ static Suite *remote_suite(void) {
     tcase_add_test(core, test_block_freed_elsewhere_is_reused);
     tcase_add_test(core, test_full_segment_comes_back);
     tcase_add_test(core, test_freeing_thread_reuses_blocks_it_kept);
+    tcase_add_test(core, test_fork_with_kept_blocks);
     tcase_add_test(core, test_many_threads_free_into_one_owner);
     tcase_add_test(core, test_owner_exits_with_remote_frees_pending);
     tcase_add_test(core, test_frees_into_dead_heaps_while_others_adopt);
