@@ -47,10 +47,12 @@
 
 #include <malloc.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "fallback.h"
+#include "pool.h"
 
 /* Below this much freed to glibc since its last trim, a trim is skipped: at
  * most two of the pool's 2 MiB regions' worth stays with glibc.  Measured on
@@ -78,11 +80,11 @@ static const glibc_tune_knob_t glibc_tune_knobs[] = {
 };
 
 static atomic_int glibc_tune_state; /* 0: not yet, 1: done or under way */
-static atomic_size_t glibc_tune_freed; /* bytes freed to glibc since its last trim */
-/* Usable bytes of the glibc blocks the shim holds.  Signed: blocks taken
- * before glibc's malloc_usable_size was resolved count 0 when allocated but
- * their size when freed. */
-static _Atomic long long glibc_tune_held;
+/* The bytes freed to glibc in all when it was last trimmed.  The counts
+ * themselves are per thread (heap_note_fallback_bytes), so that no call
+ * that reaches glibc writes a line all threads write; malloc_trim, which is
+ * not such a call, adds them up. */
+static _Atomic uint64_t glibc_tune_freed_at_trim;
 
 /* name=... appears in GLIBC_TUNABLES as a whole name (colon separated). */
 static int glibc_tune_in_tunables(const char *tunables, const char *name) {
@@ -112,20 +114,22 @@ void glibc_tune_init(void) {
 
 int glibc_tune_ready(void) { return atomic_load_explicit(&glibc_tune_state, memory_order_relaxed) != 0; }
 
-void glibc_tune_note_freed(size_t bytes) {
-    atomic_fetch_add_explicit(&glibc_tune_freed, bytes, memory_order_relaxed);
-    atomic_fetch_sub_explicit(&glibc_tune_held, (long long)bytes, memory_order_relaxed);
-}
+void glibc_tune_note_freed(size_t bytes) { heap_note_fallback_bytes(0, bytes); }
 
-void glibc_tune_note_taken(size_t bytes) {
-    atomic_fetch_add_explicit(&glibc_tune_held, (long long)bytes, memory_order_relaxed);
-}
+void glibc_tune_note_taken(size_t bytes) { heap_note_fallback_bytes(bytes, 0); }
 
 int glibc_tune_trim_due(void) {
-    size_t freed = atomic_load_explicit(&glibc_tune_freed, memory_order_relaxed);
-    long long held = atomic_load_explicit(&glibc_tune_held, memory_order_relaxed);
+    uint64_t taken, freed_total;
+    heap_fallback_bytes(&taken, &freed_total);
+    uint64_t at_trim = atomic_load_explicit(&glibc_tune_freed_at_trim, memory_order_relaxed);
+    uint64_t freed = freed_total - at_trim;
+    /* Usable bytes of the glibc blocks the shim holds; blocks taken before
+     * glibc's malloc_usable_size was resolved count 0 when allocated but
+     * their size when freed, so the difference may go below 0. */
+    int64_t held = (int64_t)(taken - freed_total);
     if (freed < GLIBC_TUNE_TRIM_WORTH) return 0;
-    if (held > 0 && freed < (unsigned long long)held / GLIBC_TUNE_TRIM_SHARE) return 0;
-    atomic_store_explicit(&glibc_tune_freed, 0, memory_order_relaxed);
+    if (held > 0 && freed < (uint64_t)held / GLIBC_TUNE_TRIM_SHARE) return 0;
+    /* Two threads may both find a trim due: the second's trim finds little. */
+    atomic_store_explicit(&glibc_tune_freed_at_trim, freed_total, memory_order_relaxed);
     return 1;
 }

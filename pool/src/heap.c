@@ -1028,6 +1028,34 @@ void heap_note_fallback(segpool_fallback_t why, size_t size) {
     }
 }
 
+/* Per thread, so that no call that reaches glibc writes a line every thread
+ * writes: the heap's counters grow by relaxed stores from its own thread
+ * only (a plain add, no lock prefix); a thread with no heap counts in the
+ * pool's atomics. */
+static void heap_count_add(uint64_t *counter, size_t bytes) {
+    __atomic_store_n(counter, *counter + bytes, __ATOMIC_RELAXED);
+}
+
+void heap_note_fallback_bytes(size_t taken, size_t freed) {
+    heap_t *h = tls_heap;
+    if (h != &heap_none) {
+        if (taken) heap_count_add(&h->fallback_taken, taken);
+        if (freed) heap_count_add(&h->fallback_freed, freed);
+        return;
+    }
+    if (taken) atomic_fetch_add_explicit(&pool.fallback_taken, taken, memory_order_relaxed);
+    if (freed) atomic_fetch_add_explicit(&pool.fallback_freed, freed, memory_order_relaxed);
+}
+
+void heap_fallback_bytes(uint64_t *taken, uint64_t *freed) {
+    *taken = atomic_load_explicit(&pool.fallback_taken, memory_order_relaxed);
+    *freed = atomic_load_explicit(&pool.fallback_freed, memory_order_relaxed);
+    for (heap_t *h = __atomic_load_n(&pool.heaps, __ATOMIC_ACQUIRE); h; h = h->next_heap) {
+        *taken += __atomic_load_n(&h->fallback_taken, __ATOMIC_RELAXED);
+        *freed += __atomic_load_n(&h->fallback_freed, __ATOMIC_RELAXED);
+    }
+}
+
 /* ---- fork -------------------------------------------------------------------------- */
 
 /* Across fork every allocator lock is held by the forking thread, so that the

@@ -95,6 +95,7 @@ typedef struct pool_s {
     /* Requests served elsewhere, by reason (segpool_note_fallback). */
     _Atomic uint64_t fallback[SEGPOOL_FALLBACK_REASONS];
     _Atomic uint64_t large_sizes[SEGPOOL_STATS_SIZE_BINS];
+    _Atomic uint64_t fallback_taken, fallback_freed; /* of threads with no heap (heap.c) */
 } pool_t;
 
 /* One shard of the segment pool (segment.c), under its lock.  A region is on
@@ -205,6 +206,10 @@ void heap_free_remote(block_t *b, segment_t *s);
 void heap_free_suspect(block_t *b, segment_t *s);
 void heap_collect(heap_t *h);
 void heap_note_fallback(segpool_fallback_t why, size_t size);
+/* Bytes taken from and given back to the fallback allocator by the calling
+ * thread; and the process's totals (a walk of the heaps). */
+void heap_note_fallback_bytes(size_t taken, size_t freed);
+void heap_fallback_bytes(uint64_t *taken, uint64_t *freed);
 void heap_fork_prepare(void);
 void heap_fork_parent(void);
 void heap_fork_child(void);

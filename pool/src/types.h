@@ -266,6 +266,10 @@ struct heap_s {
     uint32_t class_segments[SEGPOOL_MAX_CLASSES];
     uint64_t fallback[SEGPOOL_FALLBACK_REASONS]; /* requests this thread sent elsewhere, by reason */
     uint64_t large_sizes[SEGPOOL_STATS_SIZE_BINS];
+    /* Bytes its thread took from and gave back to the fallback allocator
+     * (glibc), for the shim's malloc_trim rule: written by its thread with
+     * relaxed stores, summed by whoever trims (heap_fallback_bytes). */
+    uint64_t fallback_taken, fallback_freed;
     uint64_t remote_frees;                   /* blocks other threads freed to it, taken in */
     uint64_t remote_collects;                /* remote lists taken whole (O(1) each) */
     uint64_t remote_queued;                  /* segments taken off its queue */
