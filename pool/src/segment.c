@@ -445,9 +445,11 @@ static region_t *segment_claim_fresh(void) {
     }
 }
 
-/* Partly used regions of the kind in shards other than home whose lock is
- * free: NULL when none has the segments or every lock is busy. */
-static segment_t *segment_take_listed_nowait(segment_shard_t *home, unsigned count, unsigned kind) {
+/* Another shard's segments, when home is dry: first partly used regions of
+ * the kind in shards whose lock is free, then (waiting for each lock) partly
+ * used, wholly free and, if *may_commit, purged regions.  A wholly free or
+ * purged region moves to home.  A failed commit clears *may_commit. */
+static segment_t *segment_steal(segment_shard_t *home, unsigned count, unsigned kind, int *may_commit) {
     unsigned n = pool.shard_count, h = (unsigned)(home - pool.shards);
     segment_t *s = NULL;
     for (unsigned i = 1; i < n && !s; i++) {
@@ -456,16 +458,6 @@ static segment_t *segment_take_listed_nowait(segment_shard_t *home, unsigned cou
         s = segment_take_listed_locked(sh, count, kind, 0);
         segment_shard_unlock(sh);
     }
-    return s;
-}
-
-/* Another shard's segments, when home is dry: first partly used regions of
- * the kind in shards whose lock is free, then (waiting for each lock) partly
- * used, wholly free and, if *may_commit, purged regions.  A wholly free or
- * purged region moves to home.  A failed commit clears *may_commit. */
-static segment_t *segment_steal(segment_shard_t *home, unsigned count, unsigned kind, int *may_commit) {
-    unsigned n = pool.shard_count, h = (unsigned)(home - pool.shards);
-    segment_t *s = segment_take_listed_nowait(home, count, kind);
     for (unsigned i = 1; i < n && !s; i++) {
         segment_shard_t *sh = &pool.shards[(h + i) % n];
         segment_shard_lock(sh);
@@ -498,13 +490,7 @@ static segment_t *segment_take_other_kind(segment_shard_t *home, unsigned count,
  * commit at most per request: *may_commit), other shards, the other kind. */
 static segment_t *segment_search(segment_shard_t *home, unsigned count, unsigned kind, int *may_commit, int purge) {
     region_t *r = NULL;
-    if (!segment_shard_trylock(home)) {
-        /* Home's lock is busy: another shard's segments, from one whose
-         * lock is free, rather than wait; only if none has them, wait. */
-        segment_t *s = segment_take_listed_nowait(home, count, kind);
-        if (s) return s;
-        segment_shard_lock(home);
-    }
+    segment_shard_lock(home);
     if (purge) segment_purge_expired_locked(home);
     segment_t *s = segment_take_listed_locked(home, count, kind, 1);
     if (!s && *may_commit) r = segment_pop_purged_locked(home);
