@@ -103,10 +103,12 @@ SEGPOOL_INLINE int alloc_is_block_of_shared(const segment_t *s, const void *p) {
 SEGPOOL_INLINE int alloc_looks_free(const block_t *b) { return b->free_tag == ALLOC_FREE_TAG; }
 
 /* The second word of a block on a thread's kept list (heap.c, "Kept
- * blocks"): its address encoded with the secret key, so that a copy of a
- * kept block's words into another block does not pass for kept. */
-#define ALLOC_KEPT_FLIP ((uintptr_t)(intptr_t)(int32_t)0xa110cee9)
-SEGPOOL_INLINE uintptr_t alloc_kept_mark(const block_t *b) { return alloc_link_encode(b) ^ ALLOC_KEPT_FLIP; }
+ * blocks"): its address under a secret key of its own, so that a copy of a
+ * kept block's words into another block does not pass for kept.  A mark only
+ * ever leads to a report of a double free, so one that leaks its key (a
+ * program that reads a kept block and knows its address) lets a heap bug
+ * abort the program, never steer a list: the key is not the links'. */
+SEGPOOL_INLINE uintptr_t alloc_kept_mark(const block_t *b) { return (uintptr_t)b ^ pool.kept_key; }
 SEGPOOL_INLINE int alloc_looks_kept(const block_t *b) { return b->free_tag == alloc_kept_mark(b); }
 
 /* Take the head of s's free list, checked to lie in s.  The next link is

@@ -70,8 +70,8 @@
  * keeps a block of its own heap (a thread adopts a heap only when it has
  * none).  The list is a segment_t whose bounds are the arena: the fast path
  * pops it like a segment, checking that each link decodes into the arena.
- * The second word of a kept block is its address encoded with the secret
- * key (alloc_kept_mark): a free of a block that carries its mark and whose
+ * The second word of a kept block is its address under a secret key
+ * (alloc_kept_mark): a free of a block that carries its mark and whose
  * first word decodes to NULL or to a block of the same class carrying its
  * own is a double free.  Program data passes only if written with the key:
  * a copy of a kept block's words into another block does not (the mark
@@ -731,7 +731,8 @@ static void heap_free_home(heap_t *owner, segment_t *s, block_t *b) {
 /* ---- Kept blocks (see the top of this file) ---------------------------------------- */
 
 /* Keep b, a block of class c that the calling thread frees (its heap h, which
- * does not own b): 0 when h's kept list of c is full.  A kept list's used is
+ * does not own b): 0 when h's kept list of c is full (and always for
+ * heap_none, whose lists have no room).  A kept list's used is
  * its room: keep_max when empty, one less for each block kept, one more for
  * each handed out (alloc_take), so the fast path needs no other counter. */
 static int heap_keep(heap_t *h, unsigned c, block_t *b) {
@@ -808,8 +809,11 @@ void heap_free_remote(block_t *b, segment_t *s) {
         heap_free_remote_suspect(owner, s, b);
         return;
     }
+    /* Never h's own block: its segments carry h's thread pointer, which sent
+     * the free to the local path.  heap_none's kept lists have no room. */
     heap_t *h = tls_heap;
-    if (h != &heap_none && h != owner && heap_keep(h, s->class_index, b)) return;
+    SEGPOOL_ASSERT(h != owner || h == &heap_none);
+    if (heap_keep(h, s->class_index, b)) return;
     heap_free_home(owner, s, b);
 }
 

@@ -94,6 +94,7 @@ static void pool_choose_link_encoding(void) {
     pool.link_key = (uintptr_t)os_random();
     pool.link_mul = (uintptr_t)mul;
     pool.link_mul_inverse = (uintptr_t)inverse;
+    pool.kept_key = (uintptr_t)os_random();
 }
 
 /* SEGSHIM_PREFAULT, capped to three quarters of the memory that can be had

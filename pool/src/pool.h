@@ -57,6 +57,7 @@ typedef struct pool_s {
      * side tables hold region_max.  Otherwise all three are equal. */
     size_t region_max;
     size_t region_limit;
+    uintptr_t kept_key;       /* kept blocks' marks (alloc.h: alloc_kept_mark), random; remote frees */
 
     _Atomic int state;        /* pool_state_t */
     config_t config;
