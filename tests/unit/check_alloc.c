@@ -342,6 +342,27 @@ static void kept_double_free_other_thread(void *arg) {
     pthread_join(keeper, NULL);
 }
 
+/* A write after free into a kept block (another heap's, kept by the thread
+ * that freed it): the keeper's next malloc but one follows the overwritten
+ * link, which no longer decodes into the arena. */
+static void *write_after_free_kept_thread(void *arg) {
+    segpool_free(segpool_malloc(16)); /* this thread gets a heap */
+    uintptr_t *p = arg;
+    segpool_free(p);
+    p[0] = 0x4141414141414141u;
+    (void)segpool_malloc(48); /* p itself */
+    (void)segpool_malloc(48); /* the link read from p */
+    return NULL;
+}
+
+static void write_after_free_kept(void *arg) {
+    (void)arg;
+    void *p = segpool_malloc(48);
+    pthread_t t;
+    pthread_create(&t, NULL, write_after_free_kept_thread, p);
+    pthread_join(t, NULL);
+}
+
 static void free_of_whole_segment(void *arg) {
     (void)arg;
     segpool_free(segpool_segment_request());
@@ -374,6 +395,7 @@ START_TEST(test_misuse_messages) {
     expect_abort(free_of_whole_segment, NULL, MSG_NOT_A_BLOCK);
     expect_abort(free_of_foreign_pointer, NULL, MSG_NOT_FROM_POOL);
     expect_abort(write_after_free, NULL, MSG_CORRUPTED);
+    expect_abort(write_after_free_kept, NULL, MSG_CORRUPTED);
 }
 END_TEST
 
