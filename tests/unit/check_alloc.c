@@ -19,6 +19,13 @@
 #include "segpool.h"
 #include "sizeclass.h"
 
+/* Run fn(arg) on a thread of its own and wait for it. */
+static void on_new_thread(void *(*fn)(void *), void *arg) {
+    pthread_t t;
+    pthread_create(&t, NULL, fn, arg);
+    pthread_join(t, NULL);
+}
+
 static void setup(void) {
     setenv("SEGSHIM_SEGMENT_SIZE", "32K", 1);
     setenv("SEGSHIM_POOL_SIZE", "256M", 1);
@@ -170,9 +177,7 @@ START_TEST(test_remote_frees_are_reused) {
     }
     segpool_stats_t before;
     segpool_stats_get(&before);
-    pthread_t t;
-    pthread_create(&t, NULL, free_all, blocks);
-    pthread_join(t, NULL);
+    on_new_thread(free_all, blocks);
     segpool_stats_t after;
     segpool_stats_get(&after);
     ck_assert_uint_ge(after.remote_frees, N);
@@ -203,9 +208,7 @@ START_TEST(test_thread_exit_leaks_nothing) {
     void **blocks = calloc(3001, sizeof *blocks);
     void *mine = segpool_malloc(8); /* this thread has a heap too */
     for (int round = 0; round < 5; round++) {
-        pthread_t t;
-        pthread_create(&t, NULL, alloc_and_exit, blocks);
-        pthread_join(t, NULL);
+        on_new_thread(alloc_and_exit, blocks);
         for (int i = 0; i < 3000; i++) {
             ck_assert(intact(blocks[i], (size_t)(i % 700) + 1, (unsigned)i));
             segpool_free(blocks[i]);
@@ -287,9 +290,7 @@ static void remote_double_free(void *arg) {
     (void)arg;
     void *p = segpool_malloc(100);
     segpool_free(p);
-    pthread_t t;
-    pthread_create(&t, NULL, free_one, p);
-    pthread_join(t, NULL);
+    on_new_thread(free_one, p);
     /* The other thread cannot check this thread's lists: it leaves a note
      * and the owner reports it at its next slow path. */
     segpool_collect();
@@ -298,25 +299,24 @@ static void remote_double_free(void *arg) {
 /* A thread with a heap keeps a block of another heap that it frees (heap.c,
  * "Kept blocks"): its second free, by the same thread or by a third one, is
  * reported at once. */
+static void get_a_heap(void) { segpool_free(segpool_malloc(16)); }
+
 static void *free_twice(void *arg) {
-    segpool_free(segpool_malloc(16)); /* this thread gets a heap */
+    get_a_heap();
     segpool_free(arg);
     segpool_free(arg);
     return NULL;
 }
 
 static void *free_keep(void *arg) {
-    segpool_free(segpool_malloc(16));
+    get_a_heap();
     segpool_free(arg);
     return NULL;
 }
 
 static void kept_double_free_same_thread(void *arg) {
     (void)arg;
-    void *p = segpool_malloc(100);
-    pthread_t t;
-    pthread_create(&t, NULL, free_twice, p);
-    pthread_join(t, NULL);
+    on_new_thread(free_twice, segpool_malloc(100));
 }
 
 /* The keeper is still alive (it waits) when the third thread frees p again. */
@@ -333,11 +333,10 @@ static void kept_double_free_other_thread(void *arg) {
     (void)arg;
     void *p = segpool_malloc(100);
     pthread_barrier_init(&kept_barrier, NULL, 2);
-    pthread_t keeper, t;
+    pthread_t keeper;
     pthread_create(&keeper, NULL, free_keep_and_wait, p);
     pthread_barrier_wait(&kept_barrier);
-    pthread_create(&t, NULL, free_keep, p); /* the second free of p */
-    pthread_join(t, NULL);
+    on_new_thread(free_keep, p); /* the second free of p */
     pthread_barrier_wait(&kept_barrier);
     pthread_join(keeper, NULL);
 }
@@ -346,7 +345,7 @@ static void kept_double_free_other_thread(void *arg) {
  * that freed it): the keeper's next malloc but one follows the overwritten
  * link, which no longer decodes into the arena. */
 static void *write_after_free_kept_thread(void *arg) {
-    segpool_free(segpool_malloc(16)); /* this thread gets a heap */
+    get_a_heap();
     uintptr_t *p = arg;
     segpool_free(p);
     p[0] = 0x4141414141414141u;
@@ -357,10 +356,7 @@ static void *write_after_free_kept_thread(void *arg) {
 
 static void write_after_free_kept(void *arg) {
     (void)arg;
-    void *p = segpool_malloc(48);
-    pthread_t t;
-    pthread_create(&t, NULL, write_after_free_kept_thread, p);
-    pthread_join(t, NULL);
+    on_new_thread(write_after_free_kept_thread, segpool_malloc(48));
 }
 
 static void free_of_whole_segment(void *arg) {
@@ -446,9 +442,7 @@ START_TEST(test_tag_data_is_no_double_free_other_thread) {
         uint64_t *p = segpool_malloc(64);
         void *q = segpool_malloc(64);
         looks_free(p, q, first);
-        pthread_t t;
-        pthread_create(&t, NULL, free_one, p);
-        pthread_join(t, NULL);
+        on_new_thread(free_one, p);
         segpool_collect(); /* the owner takes the remote free (or checks the note) */
         assert_reused(p, 64);
         segpool_free(q);
