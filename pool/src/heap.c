@@ -1080,11 +1080,14 @@ extern void _IO_list_unlock(void) __attribute__((weak));
 
 static SEGPOOL_TLS unsigned tls_fork_depth;
 static SEGPOOL_TLS int tls_fork_locked;
+static SEGPOOL_TLS int tls_fork_alone; /* the outermost fork found no other thread, ever */
 
 static int heap_process_single_threaded(void) { return &__libc_single_threaded != NULL && __libc_single_threaded; }
 
 void heap_fork_prepare(void) {
-    if (tls_fork_depth++ != 0 || atomic_load(&pool.state) != POOL_READY || heap_process_single_threaded()) return;
+    if (tls_fork_depth++ != 0) return;
+    tls_fork_alone = heap_process_single_threaded();
+    if (tls_fork_alone || atomic_load(&pool.state) != POOL_READY) return;
     if (_IO_list_lock) _IO_list_lock();
     pthread_mutex_lock(&pool.heaps_lock);
     for (heap_t *h = pool.heaps; h; h = h->next_heap) pthread_mutex_lock(&h->lock);
@@ -1113,6 +1116,11 @@ void heap_fork_parent(void) {
 void heap_fork_child(void) {
     /* glibc reset stdio's list lock in the child: nothing of it to release. */
     tls_fork_depth--;
+    /* A process that never had another thread forked: the child is the
+     * parent as it was, every lock either free or held by a frame of this
+     * thread that will release it.  Nothing to repair, and nothing written:
+     * each page the child writes is a copy-on-write fault. */
+    if (tls_fork_depth == 0 && tls_fork_alone) return;
     tls_fork_locked = 0;
     lock_forget_all();
     if (atomic_load(&pool.state) != POOL_READY) return;
