@@ -177,6 +177,8 @@ typedef struct segpool_stats_s {
     uint64_t pool_lock_acquired;  /* the segment pool's shard locks, all shards together */
     uint64_t pool_lock_contended;
     uint64_t pool_recycles_deferred; /* recycles that found the shard lock busy and left the segments to its holder (no wait) */
+    uint64_t pool_runs_cached;    /* recycles that left their segments in the shard's run cache (no lock) */
+    uint64_t pool_runs_reused;    /* requests the run caches served (no lock) */
     uint64_t heap_lock_acquired;  /* thread heaps' locks: thread exit, frees into exited threads' heaps, adoption */
     uint64_t heap_lock_contended;
     uint64_t heap_list_lock_acquired; /* the heap list's lock: a heap created for a new thread */

@@ -69,6 +69,7 @@ typedef struct pool_s {
     struct segment_shard_s *shards;
     unsigned shard_count;
     unsigned shard_cpus;           /* CPU numbers per shard: cpu / shard_cpus % shard_count */
+    uint32_t run_cache_max;        /* segments a shard's run cache holds; 0: none (segment.c) */
     region_t *regions;
     /* regions_fresh | region_count << 32, changed by compare-and-swap only:
      * regions [regions_fresh, region_count) were never handed to a shard.
@@ -117,6 +118,13 @@ typedef struct segment_shard_s {
      * taken whole by the lock's holder. */
     _Alignas(64) _Atomic(uintptr_t) pending;
     uint64_t pending_runs;         /* runs that went through it (statistics), by the holder */
+    /* Free runs kept out of the regions, served with no lock (segment.c,
+     * "Run cache"): a Treiber stack per region kind and run length, each
+     * head the top run's index + 1 | a tag, bumped at every change, << 32.
+     * Its runs count as handed out (segments_out) until they go back. */
+    _Alignas(64) _Atomic(uint64_t) runs[POOL_REGION_KINDS][SEGPOOL_MAX_SLAB];
+    _Atomic(uint32_t) runs_held;   /* segments on them: about pool.run_cache_max at most */
+    _Atomic(uint64_t) runs_cached, runs_reused; /* recycles they took, requests they served (statistics) */
 } __attribute__((aligned(64))) segment_shard_t;
 
 extern pool_t pool SEGPOOL_HIDDEN;
@@ -171,8 +179,16 @@ void segment_retain_update(void);    /* the budget of wholly free regions kept *
  * give back what is past it, so that memory the pool freed can serve it. */
 void segment_retain_poll(void);
 size_t segment_trim(void);           /* purge every wholly free region now; bytes given back */
-/* Sums over the shards, each read under its lock. */
-void segment_counts(size_t *out, size_t *peak, lock_count_t *locks, uint64_t *deferred);
+/* Sums over the shards, each read under its lock (segment_counts). */
+typedef struct segment_counts_s {
+    size_t out;                /* handed out, runs in the run caches not counted */
+    size_t peak;               /* the sum of the shards' peaks, at most the capacity */
+    lock_count_t locks;        /* the shard locks' */
+    uint64_t deferred;         /* recycles left to a lock's holder */
+    uint64_t runs_cached;      /* recycles that went to a run cache */
+    uint64_t runs_reused;      /* requests a run cache served */
+} segment_counts_t;
+void segment_counts(segment_counts_t *out);
 /* Tests: requests of the calling thread use shard (mod the count); -1: its CPU's. */
 void segment_shard_pin(int shard);
 void segment_fork_prepare(void);     /* take every shard lock and the arena lock */

@@ -211,6 +211,117 @@ static void segment_mark_all_free(region_t *r) {
     segment_mark(r, 0, (unsigned)pool.region_segments, 1);
 }
 
+/* ---- Run cache ---------------------------------------------------------------- */
+
+/* A recycled run goes first to its shard's run cache, a lock-free stack for
+ * its region kind and length, and a request of that kind and length takes
+ * one from its CPU's shard's cache before anything else: a thread that hands
+ * segments back and asks for them again (the steady state of a heap that
+ * churns slabs, or of the segment API) takes no lock and searches no bitmap.
+ * The runs stay marked handed out in their regions (so a region that holds
+ * one is not wholly free, cannot move to another shard and is not purged),
+ * and a shard's cache holds about segment_cache_max() segments at most: a
+ * region's worth, less in a small pool, and at most half the shard's share
+ * of the retention budget, in which the budget counts them (so none with
+ * SEGSHIM_RETAIN=0 or SEGSHIM_DECAY_MS=0).  They go back to their regions at
+ * segpool_collect and malloc_trim, and whenever a request finds nothing
+ * else (segment_request), so the capacity holds.
+ *
+ * A head is the top run's index + 1 in its low half and a tag in its high
+ * half, bumped at every change: a pop that read a head, then lost the race
+ * to a pop and a push of the same run, fails its compare-and-swap (ABA).  A
+ * stale pop reads run_next of a run no longer on the stack: a word of the
+ * side table, always mapped, and the compare-and-swap fails. */
+
+static uint64_t segment_run_head(uint64_t old, uint32_t top) { return ((old >> 32) + 1) << 32 | top; }
+
+/* Segments a shard's cache may hold now: pool.run_cache_max, and at most
+ * half its share of the retention budget (segment_over_budget counts them). */
+static uint32_t segment_cache_max(void) {
+    size_t budget = __atomic_load_n(&pool.retain_regions, __ATOMIC_RELAXED) * pool.region_segments / 2 / pool.shard_count;
+    return budget < pool.run_cache_max ? (uint32_t)budget : pool.run_cache_max;
+}
+
+/* The regions' worth of segments in sh's cache, rounded up. */
+static size_t segment_cache_regions(const segment_shard_t *sh) {
+    size_t held = atomic_load_explicit(&sh->runs_held, memory_order_relaxed);
+    return (held + pool.region_segments - 1) / pool.region_segments;
+}
+
+static int segment_cache_push(segment_shard_t *sh, const region_t *r, segment_t *s, unsigned count) {
+    uint32_t max = segment_cache_max();
+    if (count > max || atomic_load_explicit(&sh->runs_held, memory_order_relaxed) + count > max) return 0;
+    atomic_fetch_add_explicit(&sh->runs_held, count, memory_order_relaxed);
+    _Atomic(uint64_t) *head = &sh->runs[segment_region_kind(r)][count - 1];
+    uint32_t top = (uint32_t)segment_index(s) + 1;
+    _Atomic(uint32_t) *link = &pool.links[top - 1].run_next;
+    uint64_t old = atomic_load_explicit(head, memory_order_relaxed);
+    do atomic_store_explicit(link, (uint32_t)old, memory_order_relaxed);
+    while (!atomic_compare_exchange_weak_explicit(head, &old, segment_run_head(old, top), memory_order_release,
+                                                  memory_order_relaxed));
+    atomic_fetch_add_explicit(&sh->runs_cached, 1, memory_order_relaxed);
+    return 1;
+}
+
+static segment_t *segment_cache_pop(segment_shard_t *sh, unsigned count, unsigned kind) {
+    if (count > SEGPOOL_MAX_SLAB) return NULL;
+    _Atomic(uint64_t) *head = &sh->runs[kind][count - 1];
+    uint64_t old = atomic_load_explicit(head, memory_order_acquire);
+    for (;;) {
+        uint32_t top = (uint32_t)old;
+        if (top == 0) return NULL;
+        uint32_t next = atomic_load_explicit(&pool.links[top - 1].run_next, memory_order_relaxed);
+        if (atomic_compare_exchange_weak_explicit(head, &old, segment_run_head(old, next), memory_order_acquire,
+                                                  memory_order_acquire)) {
+            atomic_fetch_sub_explicit(&sh->runs_held, count, memory_order_relaxed);
+            atomic_fetch_add_explicit(&sh->runs_reused, 1, memory_order_relaxed);
+            return &pool.segments[top - 1];
+        }
+    }
+}
+
+/* Take a whole stack off sh's cache: its top run's index + 1, or 0. */
+static uint32_t segment_cache_take(segment_shard_t *sh, unsigned kind, unsigned len) {
+    _Atomic(uint64_t) *head = &sh->runs[kind][len - 1];
+    uint64_t old = atomic_load_explicit(head, memory_order_relaxed);
+    while ((uint32_t)old != 0 && !atomic_compare_exchange_weak_explicit(head, &old, segment_run_head(old, 0),
+                                                                        memory_order_acquire, memory_order_relaxed)) {
+    }
+    return (uint32_t)old;
+}
+
+static void segment_return_locked(segment_shard_t *sh, segment_t *s, unsigned count);
+
+/* Every run of sh's cache back in its region (sh's lock held); the segments
+ * returned. */
+static size_t segment_cache_drain_locked(segment_shard_t *sh) {
+    size_t returned = 0;
+    if (atomic_load_explicit(&sh->runs_held, memory_order_relaxed) == 0) return 0;
+    for (unsigned kind = 0; kind < POOL_REGION_KINDS; kind++)
+        for (unsigned len = 1; len <= SEGPOOL_MAX_SLAB; len++)
+            for (uint32_t top = segment_cache_take(sh, kind, len); top != 0;) {
+                segment_t *s = &pool.segments[top - 1];
+                top = atomic_load_explicit(&pool.links[top - 1].run_next, memory_order_relaxed);
+                segment_return_locked(sh, s, len);
+                atomic_fetch_sub_explicit(&sh->runs_held, len, memory_order_relaxed);
+                returned += len;
+            }
+    return returned;
+}
+
+/* Every shard's cache drained (segment_request, when nothing else is left). */
+static size_t segment_cache_drain_all(void) {
+    size_t returned = 0;
+    for (unsigned i = 0; i < pool.shard_count; i++) {
+        segment_shard_t *sh = &pool.shards[i];
+        if (atomic_load_explicit(&sh->runs_held, memory_order_relaxed) == 0) continue;
+        segment_shard_lock(sh);
+        returned += segment_cache_drain_locked(sh);
+        segment_shard_unlock(sh);
+    }
+    return returned;
+}
+
 /* ---- Purging ----------------------------------------------------------------- */
 
 /* Give r (wholly free, on sh's free-region list) back to the OS.  Drops and retakes
@@ -236,15 +347,18 @@ static int segment_purge_locked(segment_shard_t *sh, region_t *r) {
     return rc;
 }
 
-/* Whether the wholly free regions are past the budget, sh's lock held.  A
- * shard within its share looks at nothing else (the common case); one past
- * it adds up every shard's count, read without their locks. */
+/* Whether the wholly free regions, and the run caches counted in whole
+ * regions, are past the budget, sh's lock held.  A shard within its share
+ * looks at nothing else (the common case); one past it adds up every
+ * shard's counts, read without their locks. */
 static int segment_over_budget(const segment_shard_t *sh) {
     size_t retain = __atomic_load_n(&pool.retain_regions, __ATOMIC_RELAXED);
-    if (sh->free_regions_count * pool.shard_count <= retain) return 0;
+    if ((sh->free_regions_count + segment_cache_regions(sh)) * pool.shard_count <= retain) return 0;
     size_t total = 0;
-    for (unsigned i = 0; i < pool.shard_count && total <= retain; i++)
-        total += __atomic_load_n(&pool.shards[i].free_regions_count, __ATOMIC_RELAXED);
+    for (unsigned i = 0; i < pool.shard_count && total <= retain; i++) {
+        const segment_shard_t *other = &pool.shards[i];
+        total += __atomic_load_n(&other->free_regions_count, __ATOMIC_RELAXED) + segment_cache_regions(other);
+    }
     return total > retain;
 }
 
@@ -267,11 +381,14 @@ static int segment_shard_has_free_regions(const segment_shard_t *sh) {
     return __atomic_load_n(&sh->free_regions_count, __ATOMIC_RELAXED) != 0;
 }
 
+/* segpool_collect: the run caches go back to their regions too. */
 void segment_purge_expired(void) {
     for (unsigned i = 0; i < pool.shard_count; i++) {
         segment_shard_t *sh = &pool.shards[i];
-        if (!segment_shard_has_free_regions(sh)) continue; /* nothing to do is the common case */
+        if (!segment_shard_has_free_regions(sh) && atomic_load_explicit(&sh->runs_held, memory_order_relaxed) == 0)
+            continue; /* nothing to do is the common case */
         segment_shard_lock(sh);
+        segment_cache_drain_locked(sh);
         segment_purge_expired_locked(sh);
         segment_shard_unlock(sh);
     }
@@ -301,6 +418,13 @@ int segment_pool_init(void) {
     pool.shard_cpus = ids / pool.shard_count ? ids / pool.shard_count : 1;
     for (unsigned i = 0; i < pool.shard_count; i++) pthread_mutex_init(&pool.shards[i].lock, NULL);
     pthread_mutex_init(&pool.arena_lock, NULL);
+    /* A region's worth of segments per shard's run cache, at most a
+     * sixteenth of the capacity over all shards (and half the retention
+     * budget: segment_cache_max).  Indices + 1 fit the heads' low half. */
+    size_t max = pool.capacity / 16 / pool.shard_count;
+    if (max > pool.region_segments) max = pool.region_segments;
+    if (pool.region_max * pool.region_segments >= UINT32_MAX) max = 0;
+    pool.run_cache_max = (uint32_t)max;
     return 0;
 }
 
@@ -508,16 +632,18 @@ static segment_t *segment_search(segment_shard_t *home, unsigned count, unsigned
 segment_t *segment_request(unsigned count, int huge) {
     unsigned kind = segment_kind(huge);
     segment_shard_t *home = &pool.shards[segment_home_index()];
+    segment_t *s = segment_cache_pop(home, count, kind);
+    if (s) return s;
     int may_commit = 1;
     for (unsigned attempt = 0;; attempt++) {
         /* A region off every list from before this search to after it may
          * have been missed: then look again (it is back on a list soon). */
         uint64_t finished = atomic_load_explicit(&pool.moves_finished, memory_order_acquire);
-        segment_t *s = segment_search(home, count, kind, &may_commit, attempt == 0);
-        if (s) return s;
-        if (atomic_load_explicit(&pool.moves_started, memory_order_acquire) == finished ||
-            attempt >= SEGMENT_RETRY_MAX)
-            return NULL;
+        if ((s = segment_search(home, count, kind, &may_commit, attempt == 0)) != NULL) return s;
+        if (attempt >= SEGMENT_RETRY_MAX) return NULL;
+        /* Runs in the caches are free too: back in their regions, and again. */
+        if (segment_cache_drain_all() != 0) continue;
+        if (atomic_load_explicit(&pool.moves_started, memory_order_acquire) == finished) return NULL;
         sched_yield();
     }
 }
@@ -609,6 +735,7 @@ void segment_recycle(segment_t *s, unsigned count) {
     /* r holds these segments, so it is not wholly free and cannot move to
      * another shard: its shard, read before the lock, is still its own. */
     segment_shard_t *sh = segment_region_shard(r);
+    if (segment_cache_push(sh, r, s, count)) return;
     if (!segment_shard_trylock(sh)) {
         segment_pending_push(sh, s, count);
         /* The holder takes it, or it let go already and the claim did. */
@@ -625,24 +752,22 @@ void segment_recycle(segment_t *s, unsigned count) {
 /* Segments handed out, the sum of the shards' peaks (an upper bound of the
  * pool's peak when shards peak at different times, at most the capacity), and
  * the shard locks' contention; each shard read under its lock. */
-void segment_counts(size_t *out, size_t *peak, lock_count_t *locks, uint64_t *deferred) {
-    size_t o = 0, p = 0;
-    uint64_t d = 0;
-    lock_count_t l = {0, 0};
+void segment_counts(segment_counts_t *out) {
+    memset(out, 0, sizeof *out);
     for (unsigned i = 0; i < pool.shard_count; i++) {
         segment_shard_t *sh = &pool.shards[i];
         segment_shard_lock(sh);
-        o += sh->segments_out;
-        p += sh->segments_peak;
-        l.acquired += sh->lock_count.acquired;
-        l.contended += sh->lock_count.contended;
-        d += sh->pending_runs;
+        size_t cached = atomic_load_explicit(&sh->runs_held, memory_order_relaxed);
+        out->out += sh->segments_out > cached ? sh->segments_out - cached : 0;
+        out->peak += sh->segments_peak;
+        out->locks.acquired += sh->lock_count.acquired;
+        out->locks.contended += sh->lock_count.contended;
+        out->deferred += sh->pending_runs;
+        out->runs_cached += atomic_load_explicit(&sh->runs_cached, memory_order_relaxed);
+        out->runs_reused += atomic_load_explicit(&sh->runs_reused, memory_order_relaxed);
         segment_shard_unlock(sh);
     }
-    if (out) *out = o;
-    if (peak) *peak = p < pool.capacity ? p : pool.capacity;
-    if (locks) *locks = l;
-    if (deferred) *deferred = d;
+    if (out->peak > pool.capacity) out->peak = pool.capacity;
 }
 
 /* ---- fork ---------------------------------------------------------------------- */
@@ -683,6 +808,19 @@ void segment_fork_child(void) {
             segment_mark(r, index % pool.region_segments, l->run_count, 1);
             r->free_count += l->run_count;
         }
+        /* So do the runs in its cache (the stacks are whole: a push or a
+         * pop is one compare-and-swap; a run a thread of the parent had
+         * just popped stays out, a bounded leak). */
+        for (unsigned kind = 0; kind < POOL_REGION_KINDS; kind++)
+            for (unsigned len = 1; len <= SEGPOOL_MAX_SLAB; len++)
+                for (uint32_t top = segment_cache_take(sh, kind, len); top != 0;) {
+                    size_t index = top - 1;
+                    region_t *r = &pool.regions[index / pool.region_segments];
+                    top = atomic_load(&pool.links[index].run_next);
+                    segment_mark(r, index % pool.region_segments, len, 1);
+                    r->free_count += len;
+                }
+        atomic_store(&sh->runs_held, 0);
         pthread_mutex_init(&sh->lock, NULL);
         memset(sh->bins, 0, sizeof sh->bins);
         memset(sh->bins_nonempty, 0, sizeof sh->bins_nonempty);
@@ -717,6 +855,7 @@ size_t segment_trim(void) {
         segment_shard_t *sh = &pool.shards[i];
         region_t *r;
         segment_shard_lock(sh);
+        segment_cache_drain_locked(sh);
         while ((r = sh->free_regions_tail) != NULL && segment_purge_locked(sh, r) == 0) given += SEGPOOL_REGION_SIZE;
         segment_shard_unlock(sh);
     }

@@ -188,12 +188,16 @@ SEGPOOL_API void segpool_stats_get(segpool_stats_t *out) {
     live_bytes = live_bytes > kept_bytes ? live_bytes - kept_bytes : 0;
     for (unsigned c = 0; c < sizeclass_count; c++) out->pool_requests += out->class_requests[c];
 
-    size_t handed_out;
-    lock_count_t locks;
-    segment_counts(&handed_out, &out->segments_peak, &locks, &out->pool_recycles_deferred);
+    segment_counts_t counts;
+    segment_counts(&counts);
+    size_t handed_out = counts.out;
+    out->segments_peak = counts.peak;
     out->pool_shards = pool.shard_count;
-    out->pool_lock_acquired = locks.acquired;
-    out->pool_lock_contended = locks.contended;
+    out->pool_lock_acquired = counts.locks.acquired;
+    out->pool_lock_contended = counts.locks.contended;
+    out->pool_recycles_deferred = counts.deferred;
+    out->pool_runs_cached = counts.runs_cached;
+    out->pool_runs_reused = counts.runs_reused;
     out->segments_user = __atomic_load_n(&pool.segments_user, __ATOMIC_RELAXED);
     out->regions_committed = __atomic_load_n(&pool.regions_committed, __ATOMIC_RELAXED);
     out->regions_peak = __atomic_load_n(&pool.regions_peak, __ATOMIC_RELAXED);

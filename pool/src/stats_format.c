@@ -236,6 +236,13 @@ static void stats_text(text_t *o, const segpool_stats_t *s) {
         text_u64(o, s->pool_recycles_deferred);
         text_str(o, " recycles left to the holder");
     }
+    if (s->pool_runs_cached || s->pool_runs_reused) {
+        text_str(o, "; run cache: ");
+        text_u64(o, s->pool_runs_cached);
+        text_str(o, " recycles, ");
+        text_u64(o, s->pool_runs_reused);
+        text_str(o, " requests, no lock");
+    }
     text_str(o, "\n");
     stats_text_lock(o, "thread heaps", s->heap_lock_acquired, s->heap_lock_contended);
     text_str(o, "\n");
@@ -373,6 +380,8 @@ static void stats_json(text_t *o, const segpool_stats_t *s) {
     stats_json_u64(o, "pool_lock_acquired", s->pool_lock_acquired);
     stats_json_u64(o, "pool_lock_contended", s->pool_lock_contended);
     stats_json_u64(o, "pool_recycles_deferred", s->pool_recycles_deferred);
+    stats_json_u64(o, "pool_runs_cached", s->pool_runs_cached);
+    stats_json_u64(o, "pool_runs_reused", s->pool_runs_reused);
     stats_json_u64(o, "heap_lock_acquired", s->heap_lock_acquired);
     stats_json_u64(o, "heap_lock_contended", s->heap_lock_contended);
     stats_json_u64(o, "heap_list_lock_acquired", s->heap_list_lock_acquired);

@@ -191,7 +191,8 @@ typedef struct segment_link_s {
     uint8_t watched;                      /* owner only: QUEUED kept, off the queue (heap.c) */
     uint8_t pad0[3];
     uint32_t run_count;                   /* on a shard's pending stack: segments in the run */
-    uint8_t pad[24];
+    _Atomic(uint32_t) run_next;           /* on a shard's run cache: the next run's index + 1, or 0 */
+    uint8_t pad[20];
 } segment_link_t;
 
 _Static_assert(sizeof(segment_link_t) == 64, "one segment's links and remote list per cache line");

@@ -98,10 +98,12 @@ START_TEST(test_fullest_region_first) {
     env("32K", "8M"); /* 4 regions of 64 segments */
     void *a[64 * 3];
     for (int i = 0; i < 64 * 3; i++) a[i] = segpool_segment_request();
-    /* Free most of region 0 and a little of region 1: the next request
-     * must come from region 1, the fuller one. */
+    /* Free most of region 0 and a little of region 1: once the run cache
+     * has gone back to the regions (segpool_collect), the next request must
+     * come from region 1, the fuller one. */
     for (int i = 0; i < 60; i++) segpool_segment_recycle(a[i]);
     segpool_segment_recycle(a[64 + 5]);
+    segpool_collect();
     void *next = segpool_segment_request();
     ck_assert_ptr_eq(next, a[64 + 5]);
     segpool_segment_recycle(next);

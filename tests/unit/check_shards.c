@@ -1,8 +1,8 @@
 /*
  * check_shards.c - the segment pool in shards (segment.c): capacity and
- * exhaustion across shards, stealing from a dry shard, no segment handed out
- * twice under threads spread over the shards, fork with shards, and the
- * shard locks' counters.
+ * exhaustion across shards, stealing from a dry shard, the run cache (no lock
+ * in the steady state, bounded), no segment handed out twice under threads
+ * spread over the shards, fork with shards, and the shard locks' counters.
  *
  * This machine may have fewer CPUs than shards: each test sets
  * SEGSHIM_SHARDS=4 and places threads on shards with segment_shard_pin (as
@@ -146,6 +146,72 @@ START_TEST(test_dry_shard_steals) {
 }
 END_TEST
 
+/* ---- the run cache -------------------------------------------------------------- */
+
+/* A thread that recycles segments and asks for them again takes no shard
+ * lock once the run cache holds them, gets back the very segments it gave
+ * (still warm), and the statistics count them as free meanwhile. */
+START_TEST(test_run_cache_steady_state_takes_no_lock) {
+    env("64M");
+    segment_shard_pin(1);
+    void *held[4];
+    for (int i = 0; i < 4; i++) ck_assert_ptr_nonnull(held[i] = segpool_segment_request());
+    segpool_stats_t before = stats();
+    for (int round = 0; round < 10000; round++) {
+        int i = round % 4;
+        void *was = held[i];
+        segpool_segment_recycle(was);
+        ck_assert_uint_eq(stats().segments_free, before.segments_free + 1);
+        held[i] = segpool_segment_request();
+        ck_assert_ptr_eq(held[i], was);
+    }
+    segpool_stats_t after = stats();
+    /* stats() itself takes each shard's lock once per call. */
+    ck_assert_uint_eq(after.pool_lock_acquired - before.pool_lock_acquired, (uint64_t)SHARDS * (1 + 10000));
+    ck_assert_uint_eq(after.pool_runs_cached - before.pool_runs_cached, 10000);
+    ck_assert_uint_eq(after.pool_runs_reused - before.pool_runs_reused, 10000);
+    for (int i = 0; i < 4; i++) segpool_segment_recycle(held[i]);
+    segpool_collect();
+    after = stats();
+    ck_assert_uint_eq(after.segments_free, after.capacity);
+    ck_assert_uint_eq(after.segments_user, 0);
+}
+END_TEST
+
+/* The cache holds at most a region's worth per shard and at most half the
+ * shard's share of SEGSHIM_RETAIN; with SEGSHIM_RETAIN=0 it holds nothing,
+ * so a free region goes back at once as the budget says. */
+static void run_cache_fill(size_t n, uint64_t *cached) {
+    void **segs = calloc(n, sizeof *segs);
+    segment_shard_pin(0);
+    for (size_t i = 0; i < n; i++) ck_assert_ptr_nonnull(segs[i] = segpool_segment_request());
+    uint64_t before = stats().pool_runs_cached;
+    for (size_t i = 0; i < n; i++) segpool_segment_recycle(segs[i]);
+    *cached = stats().pool_runs_cached - before;
+    free(segs);
+}
+
+START_TEST(test_run_cache_bounded) {
+    env("256M"); /* 8192 segments: a region's worth (64) per shard */
+    uint64_t cached;
+    run_cache_fill(500, &cached);
+    ck_assert_uint_eq(cached, 64);
+    segpool_stats_t st = stats();
+    ck_assert_uint_eq(st.segments_free, st.capacity);
+}
+END_TEST
+
+START_TEST(test_run_cache_off_without_retention) {
+    env("256M");
+    setenv("SEGSHIM_RETAIN", "0", 1);
+    uint64_t cached;
+    run_cache_fill(500, &cached);
+    ck_assert_uint_eq(cached, 0);
+    segpool_stats_t st = stats();
+    ck_assert_uint_eq(st.regions_committed, 0);
+}
+END_TEST
+
 /* ---- threads ------------------------------------------------------------------ */
 
 /* 8 threads, two per shard, request and recycle 1M segments in total from a
@@ -217,15 +283,20 @@ START_TEST(test_million_requests_no_segment_twice) {
     ck_assert_int_eq(failures, 0);
     ck_assert_int_eq(nulls, 0);
     segpool_stats_t st = stats();
-    fprintf(stderr, "shards: %ld requests, pool locks taken %llu, contended %llu, recycles deferred %llu\n",
+    fprintf(stderr,
+            "shards: %ld requests, pool locks taken %llu, contended %llu, recycles deferred %llu, "
+            "run cache %llu recycles %llu requests\n",
             handout_rounds * HANDOUT_THREADS, (unsigned long long)st.pool_lock_acquired,
-            (unsigned long long)st.pool_lock_contended, (unsigned long long)st.pool_recycles_deferred);
+            (unsigned long long)st.pool_lock_contended, (unsigned long long)st.pool_recycles_deferred,
+            (unsigned long long)st.pool_runs_cached, (unsigned long long)st.pool_runs_reused);
     ck_assert_uint_eq(st.segments_user, 0);
     ck_assert_uint_eq(st.segments_free, st.capacity);
     ck_assert_uint_le(st.segments_peak, st.capacity);
-    /* Every request takes a shard lock at least once; every recycle takes
-     * one, or finds it busy and leaves its run to the holder. */
-    ck_assert_uint_ge(st.pool_lock_acquired + st.pool_recycles_deferred, (uint64_t)handout_rounds * HANDOUT_THREADS * 2);
+    /* Every request takes a run from its shard's run cache or takes a shard
+     * lock; every recycle leaves its run in the cache, takes a lock, or
+     * finds it busy and leaves its run to the holder. */
+    ck_assert_uint_ge(st.pool_lock_acquired + st.pool_recycles_deferred + st.pool_runs_cached + st.pool_runs_reused,
+                      (uint64_t)handout_rounds * HANDOUT_THREADS * 2);
     ck_assert_uint_le(st.pool_lock_contended, st.pool_lock_acquired);
 }
 END_TEST
@@ -304,6 +375,9 @@ static Suite *shards_suite(void) {
     tcase_add_test(core, test_shard_count_from_option);
     tcase_add_test(core, test_exhaustion_across_shards);
     tcase_add_test(core, test_dry_shard_steals);
+    tcase_add_test(core, test_run_cache_steady_state_takes_no_lock);
+    tcase_add_test(core, test_run_cache_bounded);
+    tcase_add_test(core, test_run_cache_off_without_retention);
     tcase_add_test(core, test_million_requests_no_segment_twice);
     tcase_add_test(core, test_fork_with_shards);
     suite_add_tcase(s, core);

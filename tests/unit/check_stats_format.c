@@ -84,6 +84,8 @@ static void fill_healthy(segpool_stats_t *s) {
     s->pool_lock_acquired = 2000;
     s->pool_lock_contended = 50;
     s->pool_recycles_deferred = 7;
+    s->pool_runs_cached = 900;
+    s->pool_runs_reused = 880;
     s->heap_lock_acquired = 300;
     s->heap_lock_contended = 3;
     s->heap_list_lock_acquired = 12;
@@ -279,7 +281,8 @@ static const char *const stats_keys[] = {
     "remote_collects",   "remote_kept",        "fallback_too_large", "fallback_aligned",
     "fallback_exhausted", "fallback_other",    "large_sizes",      "class_count",        "class_size",
     "class_requests",    "class_segments",     "threads_live",     "threads_total",      "pool_shards",
-    "pool_lock_acquired", "pool_lock_contended", "pool_recycles_deferred", "heap_lock_acquired", "heap_lock_contended",
+    "pool_lock_acquired", "pool_lock_contended", "pool_recycles_deferred", "pool_runs_cached", "pool_runs_reused",
+    "heap_lock_acquired", "heap_lock_contended",
     "heap_list_lock_acquired", "heap_list_lock_contended", "advice",
 };
 
@@ -324,7 +327,7 @@ START_TEST(test_text_healthy) {
         "      segments queued   40\n",
         "      lists collected   38\n",
         "      kept by the freer 200\n",
-        "  locks\n    pool shards         2000 taken, 50 contended (2.5%) in 4 shards, 7 recycles left to the holder\n"
+        "  locks\n    pool shards         2000 taken, 50 contended (2.5%) in 4 shards, 7 recycles left to the holder; run cache: 900 recycles, 880 requests, no lock\n"
         "    thread heaps        300 taken, 3 contended (1.0%)\n"
         "    heap list           12 taken, 0 contended (0.0%)\n",
         "    class     size      requests  segments\n",
@@ -402,6 +405,8 @@ START_TEST(test_json_healthy) {
         "\"pool_lock_acquired\": 2000",
         "\"pool_lock_contended\": 50",
         "\"pool_recycles_deferred\": 7",
+        "\"pool_runs_cached\": 900",
+        "\"pool_runs_reused\": 880",
         "\"heap_lock_acquired\": 300",
         "\"heap_list_lock_acquired\": 12",
         "\"advice\": []",
