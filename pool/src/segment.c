@@ -24,7 +24,8 @@
  *   4. never-used regions, in address order (committed on first use).
  *
  * Shards.  The pool is split into pool.shard_count shards (about one per 8
- * CPUs, SEGSHIM_SHARDS), each with its own lock and its own lists above; a
+ * CPUs, SEGSHIM_SHARDS), each with its own lock, its own lists above and a
+ * run cache in front of them that needs no lock ("Run cache" below); a
  * region is on the lists of one shard (region_t.shard), the one that
  * committed it or, for a wholly free one, the one that stole it last.  A
  * request goes to its CPU's shard (sched_getcpu at each request: glibc reads
