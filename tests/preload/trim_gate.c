@@ -9,8 +9,13 @@
  * Freeing 6 MiB of them and trimming: under the shim the pages stay (6 MiB is
  * small beside the 58 MiB still held, and glibc's trim, which walks its whole
  * heap, is skipped); under glibc alone they go back.  Freeing 42 MiB more
- * and trimming: the pages of all 48 MiB go back in both cases.  RSS is read
- * from /proc/self/statm.  Exit 0 when both hold.
+ * and trimming: the pages of all 48 MiB go back in both cases.  Then the
+ * heap grows back to 48 MiB and the program trims ten times while it keeps
+ * that size (4 MiB freed and allocated again before each call: glibc's trim
+ * would only give back what is faulted in again, and under the shim it is
+ * skipped), then frees 40 MiB and trims once more: those pages go back in
+ * both cases, so the calls that were skipped do not hold back a trim after
+ * the heap shrank.  RSS is read from /proc/self/statm.  Exit 0 when all hold.
  */
 #define _GNU_SOURCE
 #include <malloc.h>
@@ -71,7 +76,27 @@ int main(int argc, char **argv) {
         fprintf(stderr, "trim_gate: 48 MiB freed, only %ld KiB given back by malloc_trim\n", (small + large) >> 10);
         return 1;
     }
-    free(b[TRIM_GATE_BLOCKS - 1]);
-    for (int i = 48; i < TRIM_GATE_BLOCKS - 1; i++) free(b[i]);
+    for (int i = 0; i < 48; i++) {
+        b[i] = malloc_v(MIB);
+        if (!b[i]) return 2;
+        memset(b[i], 0x6b, MIB);
+    }
+    for (int round = 0; round < 10; round++) {
+        for (int i = 0; i < 4; i++) free(b[round * 4 + i]);
+        for (int i = 0; i < 4; i++) {
+            b[round * 4 + i] = malloc_v(MIB);
+            if (!b[round * 4 + i]) return 2;
+            memset(b[round * 4 + i], 0x7c, MIB);
+        }
+        malloc_trim(0);
+    }
+    long shrunk = trim_gate_free_and_trim(b, 0, 40);
+    printf("trim_gate (%s): RSS down %ld KiB after 40 MiB freed, following 10 trims of a steady heap\n", argv[1],
+           shrunk >> 10);
+    if (shrunk < (long)(32 * MIB)) {
+        fprintf(stderr, "trim_gate: 40 MiB freed after steady trims, only %ld KiB given back\n", shrunk >> 10);
+        return 1;
+    }
+    for (int i = 40; i < TRIM_GATE_BLOCKS; i++) free(b[i]);
     return 0;
 }
