@@ -261,7 +261,7 @@ static segment_t *heap_segment_new(heap_t *h, unsigned c) {
     }
     if (!s) {
         int huge = (h->segments_owned << pool.segment_shift) >= HEAP_HUGE_MIN_BYTES &&
-                   sizeclass_table[c].size < HEAP_HUGE_MAX_BLOCK;
+                   sizeclass_table[c].size <= HEAP_HUGE_MAX_BLOCK;
         s = segment_request(slab, huge);
         if (!s) return NULL;
         h->segments_owned += slab;

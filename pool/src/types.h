@@ -240,12 +240,15 @@ typedef struct region_s {
  * and the last, partly used huge region (up to 2 MiB resident ahead of use)
  * costs at most an eighth of the threshold. */
 #define HEAP_HUGE_MIN_BYTES ((uint64_t)16 << 20) // 16 MiB
-/* Blocks of at least this size stay on 4 KiB pages whatever the heap owns: a
- * program may write only the start of such a block (a buffer sized for the
- * worst case; stress-ng's malloc stressor writes one word of each), and a
- * huge page would make all of it resident.  Smaller blocks share their pages,
- * so a huge page holds memory that is mostly touched. */
-#define HEAP_HUGE_MAX_BLOCK 4096
+/* Only blocks of at most this size go on huge pages, however much the heap
+ * owns.  From a page up, a program may write only the start of a block (a
+ * buffer sized for the worst case; stress-ng's malloc stressor writes one
+ * word of each), and a huge page would make all of it resident.  Between
+ * 256 B and a page, measured on this project's machine (docs/design.md,
+ * "Huge pages"): bench_random (16 B-32 KiB, 200 MB live) ran 1.75x longer
+ * in user time with those classes on huge pages, while the workloads that
+ * gain from huge pages (bench_tlb, bench_phases: 16-256 B nodes) keep it. */
+#define HEAP_HUGE_MAX_BLOCK 256
 #define HEAP_DIRECT_MAX 1024                     /* sizes served through direct[] */
 #define HEAP_DIRECT_STEPS (HEAP_DIRECT_MAX >> 4) // 64
 
