@@ -249,9 +249,23 @@ static size_t segment_cache_regions(const segment_shard_t *sh) {
     return (held + pool.region_segments - 1) / pool.region_segments;
 }
 
+/* Whether a cached run, which may keep one more region from coming free,
+ * leaves the wholly free regions and the caches (in whole regions) within
+ * the retention budget: every shard's counts, read without their locks. */
+static int segment_cache_within_budget(void) {
+    size_t retain = __atomic_load_n(&pool.retain_regions, __ATOMIC_RELAXED), total = 1;
+    for (unsigned i = 0; i < pool.shard_count && total <= retain; i++) {
+        const segment_shard_t *other = &pool.shards[i];
+        total += __atomic_load_n(&other->free_regions_count, __ATOMIC_RELAXED) + segment_cache_regions(other);
+    }
+    return total <= retain;
+}
+
 static int segment_cache_push(segment_shard_t *sh, const region_t *r, segment_t *s, unsigned count) {
     uint32_t max = segment_cache_max();
-    if (count > max || atomic_load_explicit(&sh->runs_held, memory_order_relaxed) + count > max) return 0;
+    if (count > max || count > SEGPOOL_MAX_SLAB || atomic_load_explicit(&sh->runs_held, memory_order_relaxed) + count > max ||
+        !segment_cache_within_budget())
+        return 0;
     atomic_fetch_add_explicit(&sh->runs_held, count, memory_order_relaxed);
     _Atomic(uint64_t) *head = &sh->runs[segment_region_kind(r)][count - 1];
     uint32_t top = (uint32_t)segment_index(s) + 1;
