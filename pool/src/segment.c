@@ -249,22 +249,24 @@ static size_t segment_cache_regions(const segment_shard_t *sh) {
     return (held + pool.region_segments - 1) / pool.region_segments;
 }
 
-/* Whether a cached run, which may keep one more region from coming free,
- * leaves the wholly free regions and the caches (in whole regions) within
- * the retention budget: every shard's counts, read without their locks. */
-static int segment_cache_within_budget(void) {
-    size_t retain = __atomic_load_n(&pool.retain_regions, __ATOMIC_RELAXED), total = 1;
+/* Whether the wholly free regions and the run caches (in whole regions) of
+ * every shard, plus extra, are past the retention budget: the shards'
+ * counts read without their locks, the sum stopped once it is past. */
+static int segment_retained_past_budget(size_t extra) {
+    size_t retain = __atomic_load_n(&pool.retain_regions, __ATOMIC_RELAXED), total = extra;
     for (unsigned i = 0; i < pool.shard_count && total <= retain; i++) {
         const segment_shard_t *other = &pool.shards[i];
         total += __atomic_load_n(&other->free_regions_count, __ATOMIC_RELAXED) + segment_cache_regions(other);
     }
-    return total <= retain;
+    return total > retain;
 }
 
+/* A cached run may keep one more region from coming free: it is cached only
+ * while that stays within the budget. */
 static int segment_cache_push(segment_shard_t *sh, const region_t *r, segment_t *s, unsigned count) {
     uint32_t max = segment_cache_max();
-    if (count > max || count > SEGPOOL_MAX_SLAB || atomic_load_explicit(&sh->runs_held, memory_order_relaxed) + count > max ||
-        !segment_cache_within_budget())
+    if (count > max || count > SEGPOOL_MAX_SLAB ||
+        atomic_load_explicit(&sh->runs_held, memory_order_relaxed) + count > max || segment_retained_past_budget(1))
         return 0;
     atomic_fetch_add_explicit(&sh->runs_held, count, memory_order_relaxed);
     _Atomic(uint64_t) *head = &sh->runs[segment_region_kind(r)][count - 1];
@@ -369,12 +371,7 @@ static int segment_purge_locked(segment_shard_t *sh, region_t *r) {
 static int segment_over_budget(const segment_shard_t *sh) {
     size_t retain = __atomic_load_n(&pool.retain_regions, __ATOMIC_RELAXED);
     if ((sh->free_regions_count + segment_cache_regions(sh)) * pool.shard_count <= retain) return 0;
-    size_t total = 0;
-    for (unsigned i = 0; i < pool.shard_count && total <= retain; i++) {
-        const segment_shard_t *other = &pool.shards[i];
-        total += __atomic_load_n(&other->free_regions_count, __ATOMIC_RELAXED) + segment_cache_regions(other);
-    }
-    return total > retain;
+    return segment_retained_past_budget(0);
 }
 
 /* Purge sh's wholly free regions past the retention budget, and those that
