@@ -181,8 +181,18 @@ static fallback_usable_fn fallback_usable_lookup(int resolve) {
 }
 
 /* Resolved as the shim is loaded, where dlopen is safe; the frees made before
- * are not counted for malloc_trim. */
-__attribute__((constructor)) static void fallback_usable_init(void) { (void)fallback_usable_lookup(1); }
+ * are not counted for malloc_trim.  glibc's knobs are set there too, and
+ * with them glibc's malloc initialized in the loading thread: glibc's
+ * initialization makes main_arena the arena of whichever thread runs it,
+ * and main_arena starts counted as attached to one thread, the main one.
+ * Under the shim the main thread may never call glibc's malloc, so two
+ * other threads could each take main_arena that way and the second to
+ * exit failed glibc's "a->attached_threads > 0" assertion (3 runs in 60 of
+ * hardening.threads_many). */
+__attribute__((constructor)) static void fallback_usable_init(void) {
+    (void)fallback_usable_lookup(1);
+    fallback_glibc_first();
+}
 
 size_t fallback_usable_size(void *ptr) {
     fallback_usable_fn fn = fallback_usable_lookup(1);
