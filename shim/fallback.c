@@ -37,11 +37,36 @@ static void fallback_glibc_first(void) {
     if (unlikely(!glibc_tune_ready())) glibc_tune_init();
 }
 
-static size_t fallback_usable_known(void *ptr);
+/* The bytes of the glibc chunk at ptr, for malloc_trim's gate, read from its
+ * header: the word before it, which glibc's free and realloc read first
+ * (the size, with flags in its low 3 bits).  0 when glibc would refuse ptr
+ * as it begins: misaligned, a size below glibc's least chunk or reaching
+ * past the address space.  glibc's malloc_usable_size would also read the
+ * next chunk's header at an offset taken from this one, a wild read for a
+ * bad pointer: a program that frees one gets glibc's own message, as
+ * without the shim, not a SIGSEGV in the shim. */
+#define FALLBACK_CHUNK_MIN 32
+#define FALLBACK_CHUNK_MMAPPED 2
+static size_t fallback_chunk_bytes(const void *ptr) {
+    if (((uintptr_t)ptr & 15) != 0) return 0;
+    size_t bytes = ((const size_t *)ptr)[-1] & ~(size_t)7;
+    if (bytes < FALLBACK_CHUNK_MIN || bytes > -(uintptr_t)ptr) return 0;
+    return bytes;
+}
+
+/* The bytes the program may use in the chunk (malloc_usable_size's answer
+ * for a chunk in use): all but the header, and for a chunk in a heap the
+ * next chunk's first word too. */
+static size_t fallback_chunk_usable(const void *ptr) {
+    size_t bytes = fallback_chunk_bytes(ptr);
+    if (bytes == 0) return 0;
+    int mmapped = (((const size_t *)ptr)[-1] & FALLBACK_CHUNK_MMAPPED) != 0;
+    return bytes - (mmapped ? 2 : 1) * sizeof(size_t);
+}
 
 /* p (or NULL) came from glibc: its bytes count for malloc_trim's gate. */
 static void *fallback_taken(void *p) {
-    if (p) glibc_tune_note_taken(fallback_usable_known(p));
+    if (p) glibc_tune_note_taken(fallback_chunk_bytes(p));
     return p;
 }
 
@@ -96,17 +121,17 @@ void *fallback_calloc(size_t count, size_t size) {
  * remainder left in glibc's heap keeps the memory around it from
  * coalescing, and frees and reuse of small blocks are the pool's to do. */
 static void *fallback_glibc_realloc(void *ptr, size_t size) {
-    size_t have = fallback_usable_known(ptr);
+    size_t have = fallback_chunk_bytes(ptr), usable = fallback_chunk_usable(ptr);
     void *q;
-    if (size <= pool_small_max() && have != 0 && pool_ready() && (q = alloc_small(size)) != NULL) {
-        memcpy(q, ptr, have < size ? have : size);
+    if (size <= pool_small_max() && usable != 0 && pool_ready() && (q = alloc_small(size)) != NULL) {
+        memcpy(q, ptr, usable < size ? usable : size);
         fallback_free(ptr);
         return q;
     }
     q = __libc_realloc(ptr, size);
     if (unlikely(!q) && fallback_make_room(size)) q = __libc_realloc(ptr, size);
     if (q == NULL) return NULL;
-    size_t now = fallback_usable_known(q);
+    size_t now = fallback_chunk_bytes(q);
     if (q != ptr) { /* moved: the old block is freed, a new one taken */
         glibc_tune_note_freed(have);
         glibc_tune_note_taken(now);
@@ -118,16 +143,16 @@ static void *fallback_glibc_realloc(void *ptr, size_t size) {
     return q;
 }
 
-/* realloc of a non-NULL pointer to a nonzero size. */
+/* realloc of a non-NULL pointer to a nonzero size.  segpool_realloc checks
+ * ptr first (an invalid or freed block aborts), and fails for a size above
+ * one segment. */
 void *fallback_realloc(void *ptr, size_t size) {
     if (!alloc_owns(ptr)) return fallback_glibc_realloc(ptr, size);
-    if (size <= pool_small_max()) {
-        void *q = segpool_realloc(ptr, size);
-        if (q) return q;
-    }
+    void *q = segpool_realloc(ptr, size);
+    if (q) return q;
     /* Grown past one segment, or the pool is exhausted: move to glibc. */
     heap_note_fallback(fallback_reason(size), size);
-    void *q = fallback_libc_malloc(size);
+    q = fallback_libc_malloc(size);
     if (!q) return NULL; /* errno is ENOMEM; ptr is untouched */
     size_t have = segpool_usable_size(ptr);
     memcpy(q, ptr, have < size ? have : size);
@@ -157,22 +182,22 @@ void *fallback_memalign(size_t alignment, size_t size) {
 /* The bytes are counted for malloc_trim (glibc_tune_trim_due). */
 void fallback_free(void *ptr) {
     if (ptr) {
-        glibc_tune_note_freed(fallback_usable_known(ptr));
+        glibc_tune_note_freed(fallback_chunk_bytes(ptr));
         __libc_free(ptr);
     }
 }
 
 /* glibc exports no __libc_ name for malloc_usable_size: look it up once, in
  * libc itself.  Not RTLD_NEXT: a program linked with another allocator (the
- * Debian redis-server links jemalloc) would give us that allocator's.  With
- * resolve 0, NULL until then: free and realloc must not call dlopen, which
- * may allocate and free glibc blocks itself. */
+ * Debian redis-server links jemalloc) would give us that allocator's.  Only
+ * the program's own malloc_usable_size calls it: free and realloc read the
+ * chunk header (fallback_chunk_bytes). */
 typedef size_t (*fallback_usable_fn)(void *);
 static _Atomic(fallback_usable_fn) fallback_libc_usable;
 
-static fallback_usable_fn fallback_usable_lookup(int resolve) {
+static fallback_usable_fn fallback_usable_lookup(void) {
     fallback_usable_fn fn = atomic_load_explicit(&fallback_libc_usable, memory_order_acquire);
-    if (!fn && resolve) {
+    if (!fn) {
         void *libc = dlopen("libc.so.6", RTLD_NOW | RTLD_NOLOAD);
         if (libc) fn = (fallback_usable_fn)dlsym(libc, "malloc_usable_size");
         if (fn) atomic_store_explicit(&fallback_libc_usable, fn, memory_order_release);
@@ -180,27 +205,20 @@ static fallback_usable_fn fallback_usable_lookup(int resolve) {
     return fn;
 }
 
-/* Resolved as the shim is loaded, where dlopen is safe; the frees made before
- * are not counted for malloc_trim.  glibc's knobs are set there too, and
- * with them glibc's malloc initialized in the loading thread: glibc's
- * initialization makes main_arena the arena of whichever thread runs it,
- * and main_arena starts counted as attached to one thread, the main one.
- * Under the shim the main thread may never call glibc's malloc, so two
- * other threads could each take main_arena that way and the second to
- * exit failed glibc's "a->attached_threads > 0" assertion (3 runs in 60 of
- * hardening.threads_many). */
+/* Resolved as the shim is loaded, where dlopen is safe.  glibc's knobs are
+ * set there too, and with them glibc's malloc initialized in the loading
+ * thread: glibc's initialization makes main_arena the arena of whichever
+ * thread runs it, and main_arena starts counted as attached to one thread,
+ * the main one.  Under the shim the main thread may never call glibc's
+ * malloc, so two other threads could each take main_arena that way and the
+ * second to exit failed glibc's "a->attached_threads > 0" assertion (3 runs
+ * in 60 of hardening.threads_many). */
 __attribute__((constructor)) static void fallback_usable_init(void) {
-    (void)fallback_usable_lookup(1);
+    (void)fallback_usable_lookup();
     fallback_glibc_first();
 }
 
 size_t fallback_usable_size(void *ptr) {
-    fallback_usable_fn fn = fallback_usable_lookup(1);
-    return fn ? fn(ptr) : 0;
-}
-
-/* 0 while glibc's malloc_usable_size is not resolved yet. */
-static size_t fallback_usable_known(void *ptr) {
-    fallback_usable_fn fn = fallback_usable_lookup(0);
+    fallback_usable_fn fn = fallback_usable_lookup();
     return fn ? fn(ptr) : 0;
 }

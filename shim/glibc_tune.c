@@ -136,9 +136,9 @@ int glibc_tune_trim_due(void) {
     heap_fallback_bytes(&taken, &freed_total);
     uint64_t at_trim = atomic_load_explicit(&glibc_tune_freed_at_trim, memory_order_relaxed);
     uint64_t freed = freed_total - at_trim;
-    /* Usable bytes of the glibc blocks the shim holds; blocks taken before
-     * glibc's malloc_usable_size was resolved count 0 when allocated but
-     * their size when freed, so the difference may go below 0. */
+    /* Bytes of the glibc blocks the shim holds (their chunks' sizes); a
+     * block glibc handed out without the shim (libc's own calls) counts
+     * only when the program frees it, so the difference may go below 0. */
     int64_t held = (int64_t)(taken - freed_total);
     uint64_t now = held > 0 ? (uint64_t)held : 0;
     uint64_t calls = atomic_fetch_add_explicit(&glibc_tune_calls_since_trim, 1, memory_order_relaxed) + 1;

@@ -63,7 +63,9 @@ SEGPOOL_API size_t segpool_usable_size(const void *ptr) {
 
 SEGPOOL_API void *segpool_realloc(void *ptr, size_t size) {
     if (!ptr) return segpool_malloc(size);
-    if (!alloc_owns(ptr) || size > pool_small_max()) return NULL;
+    if (!alloc_owns(ptr)) return NULL;
+    heap_check_live(ptr);
+    if (size > pool_small_max()) return NULL;
     size_t have = segpool_usable_size(ptr);
     /* Stay in place unless the block would be less than half used. */
     if (size <= have && size >= have / 2) return ptr;

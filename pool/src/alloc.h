@@ -2,7 +2,7 @@
  * alloc.h - the allocation and free fast paths, inline so that the shim's
  * malloc and free are one function each with no call on the fast path.
  *
- * malloc: 22 instructions (gcc 12, x86-64) and one branch to a slow path:
+ * malloc: 23 instructions (gcc 12, x86-64) and one branch to a slow path:
  * load the thread's heap, find the segment of the size (for up to 1 KiB one
  * load from the heap's direct array, else through the class map), check that
  * the head of its free list lies in the segment (which also catches the end
@@ -10,7 +10,7 @@
  * (empty or corrupted free list, a thread's first call, the pool not yet set
  * up) is heap_alloc_slow.
  *
- * free: 28 instructions: find the segment from the address (side table)
+ * free: 29 instructions: find the segment from the address (side table)
  * and step back to its slab's head (one subtract: head_distance is 0 for a
  * head), check it is this thread's, check the pointer is a formatted block
  * (one multiply by a per-class magic and one compare, alloc_is_block_in)
@@ -20,21 +20,27 @@
  * became empty or was full.
  *
  * Free lists that cannot be steered.  A link stored in a free block is
- * encoded, (next ^ key) * mul modulo 2^64, with a random key and a random
- * odd multiplier drawn per process (pool.link_key, pool.link_mul and its
- * inverse).  Decoding multiplies back: a write into a freed block, whole or
- * partial, decodes to an address that, but for a chance of about one in
- * 2^48, lies outside the segment, which the next pop checks before handing it
- * out (one subtract and one compare against the slab's bounds, shared with
- * the end-of-list test): malloc then aborts with "malloc(): corrupted free
- * list".  Every slow path that follows a link checks it the same way.
+ * encoded under the block's own address, ((next ^ key) * mul) ^ at modulo
+ * 2^64, with a random key and a random odd multiplier drawn per process
+ * (pool.link_key for slabs' lists, pool.kept_key for kept lists, and
+ * pool.link_mul with its inverse).  Decoding undoes it: a write into a
+ * freed block, whole or partial, decodes to an address that, but for a
+ * chance of about one in 2^48, lies outside the segment, which the next pop
+ * checks before handing it out (one subtract and one compare against the
+ * slab's bounds, shared with the end-of-list test): malloc then aborts with
+ * "malloc(): corrupted free list".  Every slow path that follows a link
+ * checks it the same way.  The address makes a link good only where the
+ * allocator wrote it: the words of one free block copied into another (a
+ * program that reads freed memory and writes it elsewhere) decode there to
+ * a scattered address too, since the difference of the two addresses goes
+ * through the multiply.  A list's key is in its segment_t (link_key), on
+ * the line the fast path reads anyway: loading it costs what loading the
+ * global would.
  *
  * The free tag (see block_t) is a constant that fits an instruction's 32-bit
  * immediate: no load to store or compare it.  It only selects the frees that
- * need a closer look; data equal to it costs a decode and a range check
- * (heap_free_suspect), and only a block whose first word also decodes to a
- * link of its slab, which takes the secret key to forge, is checked against
- * the free list.
+ * need a closer look (heap_free_suspect): which list a tagged block is on,
+ * if any, its link tells, decoded under each key (heap.c, "Double frees").
  */
 #ifndef SEGPOOL_ALLOC_H
 #define SEGPOOL_ALLOC_H
@@ -48,12 +54,21 @@
 /* Lists end with NULL, which is outside every segment's bounds. */
 SEGPOOL_INLINE int alloc_is_end(const block_t *b) { return b == NULL; }
 
-/* A link as stored in a free block, and back (see "Free lists" above). */
-SEGPOOL_INLINE uintptr_t alloc_link_encode(const block_t *next) {
-    return ((uintptr_t)next ^ pool.link_key) * pool.link_mul;
+/* The link to next as stored in the free block at, under key, and back (see
+ * "Free lists" above). */
+SEGPOOL_INLINE uintptr_t alloc_link_encode(uintptr_t key, const block_t *at, const block_t *next) {
+    return (((uintptr_t)next ^ key) * pool.link_mul) ^ (uintptr_t)at;
 }
-SEGPOOL_INLINE block_t *alloc_link_decode(uintptr_t word) {
-    return (block_t *)((word * pool.link_mul_inverse) ^ pool.link_key);
+SEGPOOL_INLINE block_t *alloc_link_decode(uintptr_t key, const block_t *at) {
+    return (block_t *)(((at->next ^ (uintptr_t)at) * pool.link_mul_inverse) ^ key);
+}
+
+/* b's link to next on a list of s (a slab, or a kept list), and back. */
+SEGPOOL_INLINE void alloc_link_set(const segment_t *s, block_t *b, const block_t *next) {
+    b->next = alloc_link_encode(s->link_key, b, next);
+}
+SEGPOOL_INLINE block_t *alloc_link_next(const segment_t *s, const block_t *b) {
+    return alloc_link_decode(s->link_key, b);
 }
 
 /* b lies in the blocks of s (a head); false for NULL and for segment_none,
@@ -102,22 +117,13 @@ SEGPOOL_INLINE int alloc_is_block_of_shared(const segment_t *s, const void *p) {
 /* b carries the free tag: it may be free already (heap_free_suspect decides). */
 SEGPOOL_INLINE int alloc_looks_free(const block_t *b) { return b->free_tag == ALLOC_FREE_TAG; }
 
-/* The second word of a block on a thread's kept list (heap.c, "Kept
- * blocks"): its address under a secret key of its own, so that a copy of a
- * kept block's words into another block does not pass for kept.  A mark only
- * ever leads to a report of a double free, so one that leaks its key (a
- * program that reads a kept block and knows its address) lets a heap bug
- * abort the program, never steer a list: the key is not the links'. */
-SEGPOOL_INLINE uintptr_t alloc_kept_mark(const block_t *b) { return (uintptr_t)b ^ pool.kept_key; }
-SEGPOOL_INLINE int alloc_looks_kept(const block_t *b) { return b->free_tag == alloc_kept_mark(b); }
-
 /* Take the head of s's free list, checked to lie in s.  The next link is
  * decoded but not yet checked: the next pop checks it. */
 SEGPOOL_INLINE block_t *alloc_take(segment_t *s) {
     block_t *b = s->free;
     s->used++;
     s->allocs++;
-    s->free = alloc_link_decode(b->next);
+    s->free = alloc_link_next(s, b);
     b->next = 0; /* a stale link and a tag the program writes must not pass for free */
     b->free_tag = 0;
     return b;
@@ -168,7 +174,7 @@ SEGPOOL_INLINE int alloc_release_one(segment_t *s) {
  * segment carries SEGMENT_CURRENT in used, so only a segment that is not
  * current reaches 0, and a full one is negative: one test for both. */
 SEGPOOL_INLINE void alloc_free_local(segment_t *s, block_t *b) {
-    b->next = alloc_link_encode(s->free);
+    alloc_link_set(s, b, s->free);
     b->free_tag = ALLOC_FREE_TAG;
     s->free = b;
     if (unlikely(alloc_release_one(s))) heap_free_slow(s);

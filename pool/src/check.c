@@ -63,7 +63,7 @@ static void check_segment(const heap_t *h, const segment_t *s, unsigned c) {
     CHECK_THAT(span % cls->size == 0);
     size_t formatted = span / cls->size, on_list = 0;
     CHECK_THAT(s->block_limit == formatted * cls->div_step);
-    for (const block_t *b = s->free; b != NULL; b = alloc_link_decode(b->next)) {
+    for (const block_t *b = s->free; b != NULL; b = alloc_link_next(s, b)) {
         CHECK_THAT(alloc_in_slab(s, b));
         CHECK_THAT(((uintptr_t)b - s->block_start) % cls->size == 0);
         CHECK_THAT(b->free_tag == ALLOC_FREE_TAG);

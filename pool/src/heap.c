@@ -70,22 +70,34 @@
  * keeps a block of its own heap (a thread adopts a heap only when it has
  * none).  The list is a segment_t whose bounds are the arena: the fast path
  * pops it like a segment, checking that each link decodes into the arena.
- * The second word of a kept block is its address under a secret key
- * (alloc_kept_mark): a free of a block that carries its mark and whose
- * first word decodes to NULL or to a block of the same class carrying its
- * own is a double free.  Program data passes only if written with the key:
- * a copy of a kept block's words into another block does not (the mark
- * names the block), and the one false report left is a program that saves
- * a freed block's first 16 bytes and writes them back into the same block
- * once it has it again, then frees it.
+ * A kept block carries the free tag like any free block, and its link is
+ * encoded under a key of its own (pool.kept_key): a free of it again, by
+ * its owner or by any other thread, finds a good link under that key and is
+ * reported (see "Double frees").
  *
- * Double frees.  A free of a block that carries the free tag and whose first
- * word decodes to a link of its slab is a suspect; the owner checks it
- * exactly against the segment's free list and remote list (in place).  A
- * remote thread cannot walk another thread's lists, nor write into a block
- * that may still be the program's, so it hands the owner a note naming the
- * block (heap_suspect_t, from a metadata chunk): nothing is dropped, however
- * many there are.  Data that merely equals the tag costs one decode.
+ * Double frees.  A free of a block that carries the free tag is checked
+ * (heap_free_suspect, heap_free_remote) by decoding its link under each
+ * key.  Links are encoded under the block's own address (alloc.h), and
+ * handing a block out clears its link, so a link that decodes to NULL or to
+ * a block of the class was written there by the allocator, or is a freed
+ * block's first 16 bytes that the program read and wrote back into the same
+ * block once it had it again:
+ *  - under the slabs' key: the block is on its slab's free or remote list,
+ *    or it is such a copy.  The owner checks it exactly against both lists
+ *    (in place).  A remote thread cannot walk another thread's lists, nor
+ *    write into a block that may still be the program's, so it hands the
+ *    owner a note naming the block (heap_suspect_t, from a metadata chunk):
+ *    nothing is dropped, however many there are;
+ *  - under the kept key: the block is on a thread's kept list, which no
+ *    other thread may walk: reported at once (a copy of a kept block's words
+ *    written back into it is the one false report left);
+ *  - under neither: the tag is the program's data, or the block was freed
+ *    and its link overwritten (a write after free) before this second free.
+ *    The first HEAP_OVERWRITE_SEARCH blocks of the lists it may be on (for
+ *    the owner its slab's two lists, for another thread its own kept list)
+ *    are searched, which finds a block freed, written and freed again soon
+ *    after; a search of whole lists would make every free of data equal to
+ *    the tag cost a walk.
  *
  * Lock order: pool.heaps_lock -> heap_t.lock -> a pool shard's lock.
  */
@@ -115,7 +127,7 @@ static block_t *heap_free_head(const segment_t *s) {
 
 /* The block after f on s's free list, checked the same way. */
 static block_t *heap_free_next(const segment_t *s, const block_t *f) {
-    block_t *next = alloc_link_decode(f->next);
+    block_t *next = alloc_link_next(s, f);
     if (next && !alloc_in_slab(s, next)) alloc_report("malloc(): corrupted free list", f);
     return next;
 }
@@ -181,7 +193,7 @@ static int heap_segment_extend(segment_t *s) {
     block_t *link = s->free; /* NULL: only an empty list is extended */
     for (size_t i = count; i-- > 0;) {
         block_t *b = (block_t *)(first + i * size);
-        b->next = alloc_link_encode(link);
+        alloc_link_set(s, b, link);
         b->free_tag = ALLOC_FREE_TAG;
         link = b;
     }
@@ -207,6 +219,7 @@ static void heap_segment_format(heap_t *h, segment_t *s, unsigned c) {
     heap_segment_set_span(s, 0);
     s->used = 0;
     s->div_magic = cls->div_magic;
+    s->link_key = pool.link_key;
     s->allocs = 0;
     s->head_distance = 0;
     s->slab_count = (uint8_t)cls->slab;
@@ -401,9 +414,9 @@ static void heap_remote_splice(segment_t *s, block_t *head, uint32_t count) {
     }
     size_t free_len = s->span / s->block_size - (s->used & SEGMENT_LIVE_MASK);
     if (free_len <= count) {
-        heap_list_tail(s, s->free, free_len)->next = alloc_link_encode(head);
+        alloc_link_set(s, heap_list_tail(s, s->free, free_len), head);
     } else {
-        heap_list_tail(s, head, count)->next = alloc_link_encode(s->free);
+        alloc_link_set(s, heap_list_tail(s, head, count), s->free);
         s->free = head;
     }
 }
@@ -527,13 +540,55 @@ static void heap_check_block(const segment_t *s, const block_t *b) {
     alloc_report("free(): invalid pointer (inside a block)", b);
 }
 
-/* b (in s) carries the free tag: is it plausibly on a free list?  Its first
- * word then decodes to NULL or to a block of the slab.  Program data passes
- * only if it was written with the secret key. */
+/* b (in s) carries the free tag: is its link good under the slabs' key,
+ * NULL or a block of the slab?  Then it is on one of s's lists, or a copy
+ * written back (see "Double frees").  Read by any thread: the key is the
+ * global's, not s's copy on the owner's line. */
 static int heap_block_seems_free(const segment_t *s, const block_t *b) {
     if (!alloc_looks_free(b)) return 0;
-    block_t *next = alloc_link_decode(b->next);
+    block_t *next = alloc_link_decode(pool.link_key, b);
     return next == NULL || alloc_in_slab(s, next);
+}
+
+/* b (in s) carries the free tag: is its link good under the kept lists'
+ * key, NULL or a block of s's class (in any segment)?  Then it is on a
+ * thread's kept list.  Other heaps' segments are read with relaxed loads. */
+static int heap_block_seems_kept(const segment_t *s, const block_t *b) {
+    const block_t *next = alloc_link_decode(pool.kept_key, b);
+    if (next == NULL) return 1;
+    uintptr_t off = (uintptr_t)next - pool.base;
+    if (off >= __atomic_load_n(&pool.size, __ATOMIC_ACQUIRE)) return 0;
+    const segment_t *ns = segment_head(&pool.segments[off >> pool.segment_shift]);
+    return __atomic_load_n(&ns->kind, __ATOMIC_RELAXED) == SEGMENT_BLOCKS && ns->class_index == s->class_index &&
+           alloc_is_block_of_shared(ns, next);
+}
+
+/* How many blocks at the head of a list a tagged block whose link is good
+ * under no key is looked for (see "Double frees"): each costs a free of
+ * data equal to the tag one decode. */
+#define HEAP_OVERWRITE_SEARCH 8
+
+/* Is b among the first HEAP_OVERWRITE_SEARCH (and count) blocks of the list
+ * of r that starts at f?  Each link is checked to lie in r's bounds (a slab,
+ * or for a kept list the arena). */
+static int heap_list_head_holds(const segment_t *r, const block_t *f, const block_t *b, uint64_t count) {
+    for (unsigned i = 0; f != NULL && i < HEAP_OVERWRITE_SEARCH && i < count; i++) {
+        if (f == b) return 1;
+        const block_t *next = alloc_link_next(r, f);
+        if (next && !alloc_in_slab(r, next)) alloc_report("malloc(): corrupted free list", f);
+        f = next;
+    }
+    return 0;
+}
+
+/* Is b near the head of s's free list or of its remote list (s's thread or
+ * its heap's lock holder; the remote list read in place, as below)? */
+static int heap_lists_head_hold(const segment_t *s, const block_t *b) {
+    if (heap_list_head_holds(s, heap_free_head(s), b, UINT64_MAX)) return 1;
+    uint64_t word = atomic_load_explicit(&heap_link(s)->remote, memory_order_acquire);
+    const block_t *f = heap_remote_head(s, word);
+    if (f && !alloc_is_block_of(s, f)) alloc_report("free(): corrupted list of blocks freed by other threads", f);
+    return heap_list_head_holds(s, f, b, word >> SEGMENT_REMOTE_COUNT_SHIFT);
 }
 
 /* Is b free in s: on its free list or on its remote list?  Two O(1) answers
@@ -545,7 +600,7 @@ static int heap_block_seems_free(const segment_t *s, const block_t *b) {
  * in place: its blocks are only ever taken by whoever calls this (h's thread,
  * or its lock holder); other threads only push in front of the head read. */
 static int heap_list_holds(const segment_t *s, const block_t *b) {
-    block_t *next = alloc_link_decode(b->next);
+    block_t *next = alloc_link_next(s, b);
     if (next && (next == s->free || !alloc_looks_free(next))) return 0;
     uint32_t capacity = sizeclass_table[s->class_index].capacity;
     uint32_t limit = capacity;
@@ -563,11 +618,29 @@ static int heap_list_holds(const segment_t *s, const block_t *b) {
     return 0;
 }
 
-/* The exact check of a free of b, a block of h's segment s, by whoever acts
- * for h; then the free. */
+/* What b, a block of s that carries the free tag, is (see "Double
+ * frees"), as seen by whoever acts for s's heap (owner nonzero) or by
+ * another thread, which leaves a link good under the slabs' key to the
+ * owner. */
+typedef enum heap_tagged_e { HEAP_TAGGED_LIVE, HEAP_TAGGED_FREED, HEAP_TAGGED_OWNER_DECIDES } heap_tagged_t;
+
+static heap_tagged_t heap_tagged_block(const segment_t *s, const block_t *b, int owner) {
+    if (heap_block_seems_free(s, b)) {
+        if (!owner) return HEAP_TAGGED_OWNER_DECIDES;
+        return heap_list_holds(s, b) ? HEAP_TAGGED_FREED : HEAP_TAGGED_LIVE;
+    }
+    if (heap_block_seems_kept(s, b)) return HEAP_TAGGED_FREED;
+    const segment_t *k = &tls_heap->kept[s->class_index];
+    int near = owner ? heap_lists_head_hold(s, b) : heap_list_head_holds(k, k->free, b, UINT64_MAX);
+    return near ? HEAP_TAGGED_FREED : HEAP_TAGGED_LIVE;
+}
+
+/* The check of a free of b, a block of h's segment s, by whoever acts for
+ * h; then the free. */
 static void heap_free_exact(segment_t *s, block_t *b) {
     heap_check_block(s, b);
-    if (heap_block_seems_free(s, b) && heap_list_holds(s, b)) alloc_report("free(): double free detected", b);
+    if (alloc_looks_free(b) && heap_tagged_block(s, b, 1) == HEAP_TAGGED_FREED)
+        alloc_report("free(): double free detected", b);
     alloc_free_local(s, b);
 }
 
@@ -715,7 +788,8 @@ static void heap_free_home(heap_t *owner, segment_t *s, block_t *b) {
     uint64_t offset = (uintptr_t)b - s->block_start, failed = 0;
     uint64_t old = atomic_load_explicit(&l->remote, memory_order_relaxed), word;
     for (;;) {
-        b->next = alloc_link_encode(heap_remote_head(s, old));
+        /* s's own key is pool.link_key: read there, not on the owner's line. */
+        b->next = alloc_link_encode(pool.link_key, b, heap_remote_head(s, old));
         b->free_tag = ALLOC_FREE_TAG;
         word = (((old >> SEGMENT_REMOTE_COUNT_SHIFT) + 1) << SEGMENT_REMOTE_COUNT_SHIFT) | offset | SEGMENT_REMOTE_QUEUED;
         /* acq_rel: b's words go out with it, and the owner's read of
@@ -739,8 +813,8 @@ static int heap_keep(heap_t *h, unsigned c, block_t *b) {
     segment_t *r = &h->kept[c];
     if (r->used == 0) return 0;
     r->used--;
-    b->next = alloc_link_encode(r->free);
-    b->free_tag = alloc_kept_mark(b);
+    alloc_link_set(r, b, r->free);
+    b->free_tag = ALLOC_FREE_TAG;
     r->free = b;
     if (!heap_kept_serving(h, c)) heap_set_serving(h, c, r);
     return 1;
@@ -756,20 +830,24 @@ static void heap_kept_unserve(heap_t *h, unsigned c) {
     heap_set_serving(h, c, h->current[c]);
 }
 
-/* b carries its kept mark: if its first word decodes to NULL or to a block of
- * the same class that carries its own, b is on a kept list, and this free is
- * its second. */
-static void heap_check_kept(const segment_t *s, const block_t *b) {
-    const block_t *next = alloc_link_decode(b->next);
-    if (next != NULL) {
-        uintptr_t off = (uintptr_t)next - pool.base;
-        if (off >= __atomic_load_n(&pool.size, __ATOMIC_ACQUIRE)) return;
-        const segment_t *ns = segment_head(&pool.segments[off >> pool.segment_shift]);
-        if (__atomic_load_n(&ns->kind, __ATOMIC_RELAXED) != SEGMENT_BLOCKS || ns->class_index != s->class_index ||
-            !alloc_is_block_of_shared(ns, next) || !alloc_looks_kept(next))
-            return;
+/* p, in the arena, is to be used as a live block (realloc): report what its
+ * free would, without freeing it.  A tagged block whose link is good under
+ * the slabs' key is checked against its lists by the owner; another thread
+ * cannot walk them and reports it (only a freed block's words written back
+ * into it pass for that, see "Double frees"). */
+void heap_check_live(const void *p) {
+    static const char freed[] = "realloc(): invalid pointer (freed already)";
+    const segment_t *s = segment_of(p);
+    const block_t *b = p;
+    if (__atomic_load_n(&s->kind, __ATOMIC_RELAXED) != SEGMENT_BLOCKS)
+        alloc_report(s->kind == SEGMENT_FREE ? freed : "realloc(): invalid pointer (not an allocated block)", p);
+    if (!alloc_is_block_of_shared(s, b)) {
+        uintptr_t n = (uintptr_t)b - s->block_start;
+        if (n >= __atomic_load_n(&s->span, __ATOMIC_RELAXED) && n % s->block_size == 0) alloc_report(freed, p);
+        alloc_report("realloc(): invalid pointer (inside a block)", p);
     }
-    alloc_report("free(): double free detected", b);
+    if (alloc_looks_free(b) && heap_tagged_block(s, b, alloc_owner(s) == alloc_thread_id()) != HEAP_TAGGED_LIVE)
+        alloc_report(freed, p);
 }
 
 /* Send h's kept blocks home, with their lists (heap_collect, thread exit). */
@@ -797,17 +875,21 @@ static SEGPOOL_NOINLINE void heap_free_not_blocks(const segment_t *s, const bloc
 
 /* b lies in a segment this thread does not own, or in no block segment at
  * all; s is the head of its slab (alloc_free_at resolved it, and
- * heap_free_dead passes on what it was given).  Checked, then kept by the
- * calling thread (see "Kept blocks") or sent home. */
+ * heap_free_dead passes on what it was given).  Checked (see "Double
+ * frees"), then kept by the calling thread (see "Kept blocks") or sent
+ * home. */
 void heap_free_remote(block_t *b, segment_t *s) {
     SEGPOOL_ASSERT(s->head_distance == 0);
     if (unlikely(s->kind != SEGMENT_BLOCKS)) heap_free_not_blocks(s, b);
     heap_check_block(s, b);
     heap_t *owner = s->heap;
-    if (unlikely(alloc_looks_kept(b))) heap_check_kept(s, b);
-    if (unlikely(heap_block_seems_free(s, b))) {
-        heap_free_remote_suspect(owner, s, b);
-        return;
+    if (unlikely(alloc_looks_free(b))) {
+        heap_tagged_t seen = heap_tagged_block(s, b, 0);
+        if (seen == HEAP_TAGGED_FREED) alloc_report("free(): double free detected", b);
+        if (seen == HEAP_TAGGED_OWNER_DECIDES) {
+            heap_free_remote_suspect(owner, s, b);
+            return;
+        }
     }
     /* Never h's own block: its segments carry h's thread pointer, which sent
      * the free to the local path.  heap_none's kept lists have no room. */
@@ -921,6 +1003,7 @@ static heap_t *heap_new(void) {
         h->kept[c].kind = SEGMENT_KEPT;
         h->kept[c].class_index = (uint8_t)c;
         h->kept[c].block_start = pool.base;
+        h->kept[c].link_key = pool.kept_key;
         h->kept[c].span = pool.region_max << SEGPOOL_REGION_SHIFT;
         h->kept[c].used = c < sizeclass_count ? sizeclass_table[c].keep_max : 0; /* its room */
     }

@@ -57,7 +57,7 @@ typedef struct pool_s {
      * side tables hold region_max.  Otherwise all three are equal. */
     size_t region_max;
     size_t region_limit;
-    uintptr_t kept_key;       /* kept blocks' marks (alloc.h: alloc_kept_mark), random; remote frees */
+    uintptr_t kept_key;       /* kept lists' link encoding (alloc.h), random */
 
     _Atomic int state;        /* pool_state_t */
     config_t config;
@@ -221,6 +221,7 @@ void *heap_alloc_slow(heap_t *h, unsigned cls);
 void heap_free_slow(segment_t *s);
 void heap_free_remote(block_t *b, segment_t *s);
 void heap_free_suspect(block_t *b, segment_t *s);
+void heap_check_live(const void *p);
 void heap_collect(heap_t *h);
 void heap_note_fallback(segpool_fallback_t why, size_t size);
 /* Bytes taken from and given back to the fallback allocator by the calling

@@ -88,12 +88,12 @@ typedef enum heap_state_e { HEAP_LIVE = 0, HEAP_DEAD, HEAP_ORPHAN } heap_state_t
  * huge-page mode in force still gives (pool.page_kind): it only degrades. */
 typedef enum page_kind_e { PAGES_SMALL = 0, PAGES_THP, PAGES_HUGETLB } page_kind_t;
 
-/* A free block.  The first word links the list it is on, encoded (alloc.h:
- * alloc_link_encode); the second holds ALLOC_FREE_TAG while the block is
- * free, and malloc clears it.  A free of a block that carries the tag and
- * whose first word decodes to a link inside its slab is almost surely a
- * double free, which the owner confirms against the list: never a false
- * report, never a leak.  Every block is at least 16 bytes. */
+/* A free block.  The first word links the list it is on, encoded under its
+ * list's key and the block's own address (alloc.h: alloc_link_encode); the
+ * second holds ALLOC_FREE_TAG while the block is free, and malloc clears
+ * both.  A free of a block that carries the tag is checked against the
+ * lists its link names (heap.c, "Double frees").  Every block is at least
+ * 16 bytes. */
 typedef struct block_s {
     uintptr_t next;
     uintptr_t free_tag;
@@ -163,8 +163,9 @@ typedef struct segment_s {
     uint32_t used;            /* live blocks | SEGMENT_FULL | SEGMENT_CURRENT */
     uint32_t pad1;
     uint64_t allocs;          /* blocks handed out since it was formatted (statistics) */
+    uintptr_t link_key;       /* its list's link key: pool.link_key for a slab, pool.kept_key for a kept list */
     struct segpool_local_s *local; /* SEGMENT_USER: the local pool it came from, or NULL */
-    uint8_t pad2[32];
+    uint8_t pad2[24];
 } segment_t;
 
 _Static_assert(sizeof(segment_t) == 128, "segment metadata is two cache lines");
@@ -175,7 +176,7 @@ _Static_assert(offsetof(segment_t, free) == 64, "the owner-written fields have a
  *
  * remote: blocks other threads freed into the segment (a slab's head), not
  * yet taken by its heap: a Treiber stack whose links are encoded like free
- * lists (alloc_link_encode) and whose blocks carry ALLOC_FREE_TAG.  The word
+ * lists (alloc_link_encode, under pool.link_key) and whose blocks carry ALLOC_FREE_TAG.  The word
  * packs SEGMENT_REMOTE_QUEUED (bit 0: the segment is on its heap's queue, or
  * about to be, or watched; see heap.c), the head as a byte offset from
  * block_start (bits 1..31; a slab is at most 32 MiB) and the number of blocks

@@ -5,13 +5,29 @@
  *   a         free(p) twice on one thread (also with another free between);
  *   b         free of the block next to freshly allocated ones (never handed out);
  *   c-alive   the second free comes from another thread, owner alive;
- *   c-exited  the same after the owner exited.
+ *   c-exited  the same after the owner exited;
+ *   kept      another thread B frees the owner's block first (B's cache keeps
+ *             it), then the owner frees it (variant 0), or a third thread
+ *             does (variant 1), while B lives; or the owner after B exited
+ *             (variant 2);
+ *   written   the block is written after its first free (its first word
+ *             set to 0, or to a pointer), then freed again: by its owner
+ *             (variants 0, 1; 1 with three other frees between), or freed
+ *             by another thread both times (variant 2);
+ *   realloc   realloc of a freed block (to the same size, smaller, and past
+ *             one segment) must abort with
+ *             "segshim: realloc(): invalid pointer (freed already) at 0x",
+ *             and of a pointer inside a block with
+ *             "segshim: realloc(): invalid pointer (inside a block) at 0x";
+ *   large     blocks above one segment are glibc's: a double free, and a
+ *             free of a pointer inside a block, abort with glibc's message
+ *             (checked by the signal only), never a SIGSEGV in the shim.
  * A free from another thread may be checked late, at the owner's next slow
  * path: after the misuse each child allocates thousands of blocks of the
  * size (and calls malloc_trim).  If it did not abort, the child checks that
  * no block was handed out twice (part d) so the report says which it was.
  *
- * Usage: double_free shim|glibc a|b|c-alive|c-exited
+ * Usage: double_free shim|glibc a|b|c-alive|c-exited|kept|written|realloc|large
  */
 #define _GNU_SOURCE
 #include "hardening.h"
@@ -24,6 +40,8 @@
 #include <string.h>
 
 #define DOUBLE_FREE_MSG "segshim: free(): double free detected at 0x"
+#define REALLOC_FREED_MSG "segshim: realloc(): invalid pointer (freed already) at 0x"
+#define REALLOC_INSIDE_MSG "segshim: realloc(): invalid pointer (inside a block) at 0x"
 
 enum { COLLECT = 10000, TIMEOUT_S = 30 };
 
@@ -121,9 +139,173 @@ static int df_other_thread(void *arg) {
     return df_remote.dup;
 }
 
+/* kept: B frees the owner's (the main thread's) block p and waits; then the
+ * owner frees p (variant 0) or thread C does (variant 1); variant 2: B
+ * exits first, and the owner frees p. */
+static struct {
+    pthread_barrier_t step;
+    char *p;
+    size_t size;
+    int wait;
+} df_kept;
+
+static void *df_kept_b(void *unused) {
+    (void)unused;
+    free(malloc(df_kept.size)); /* B has a heap, so it keeps what it frees */
+    free(df_kept.p);
+    if (df_kept.wait) {
+        pthread_barrier_wait(&df_kept.step); /* p freed */
+        pthread_barrier_wait(&df_kept.step); /* the second free was made */
+    }
+    return NULL;
+}
+
+static void *df_kept_c(void *unused) {
+    (void)unused;
+    free(hardening_launder(df_kept.p));
+    return NULL;
+}
+
+static int df_kept_case(void *arg) {
+    const df_case_t *c = arg;
+    df_kept.size = c->size;
+    df_kept.p = malloc(c->size);
+    df_kept.wait = c->variant != 2;
+    pthread_barrier_init(&df_kept.step, NULL, 2);
+    pthread_t b, t;
+    pthread_create(&b, NULL, df_kept_b, NULL);
+    if (df_kept.wait) pthread_barrier_wait(&df_kept.step);
+    else pthread_join(b, NULL);
+    if (c->variant == 1) {
+        pthread_create(&t, NULL, df_kept_c, NULL);
+        pthread_join(t, NULL);
+    } else {
+        free(hardening_launder(df_kept.p));
+    }
+    if (df_kept.wait) {
+        pthread_barrier_wait(&df_kept.step);
+        pthread_join(b, NULL);
+    }
+    return df_handed_twice(c->size);
+}
+
+/* written: free p, write its first word, free it again. */
+static struct {
+    pthread_barrier_t step;
+    char *p;
+    size_t size;
+} df_written;
+
+/* Variant 2's freeing thread: frees p, waits for the write, frees it again. */
+static void *df_written_other(void *unused) {
+    (void)unused;
+    free(malloc(df_written.size)); /* a heap of its own, as any thread that allocates */
+    free(df_written.p);
+    pthread_barrier_wait(&df_written.step); /* freed */
+    pthread_barrier_wait(&df_written.step); /* written */
+    free(hardening_launder(df_written.p));
+    return NULL;
+}
+
+static int df_written_case(void *arg) {
+    const df_case_t *c = arg;
+    char *p = malloc(c->size), *others[3];
+    for (int i = 0; i < 3; i++) others[i] = malloc(c->size);
+    uintptr_t word = c->variant == 0 ? 0 : (uintptr_t)others[0];
+    if (c->variant == 2) {
+        df_written.p = p;
+        df_written.size = c->size;
+        pthread_barrier_init(&df_written.step, NULL, 2);
+        pthread_t t;
+        pthread_create(&t, NULL, df_written_other, NULL);
+        pthread_barrier_wait(&df_written.step);
+        *(uintptr_t *)hardening_launder(p) = word;
+        pthread_barrier_wait(&df_written.step);
+        pthread_join(t, NULL);
+        return df_handed_twice(c->size);
+    }
+    free(p);
+    if (c->variant == 1)
+        for (int i = 0; i < 3; i++) free(others[i]);
+    *(uintptr_t *)hardening_launder(p) = word;
+    free(hardening_launder(p));
+    return df_handed_twice(c->size);
+}
+
+/* realloc: variant 0 same size, 1 half, 2 past one segment (100000 bytes);
+ * variant 3: a pointer 16 bytes into a live block. */
+static int df_realloc_case(void *arg) {
+    const df_case_t *c = arg;
+    char *p = malloc(c->size), *keep = malloc(c->size);
+    (void)keep;
+    if (c->variant == 3) {
+        char *q = realloc(hardening_launder(p + (c->size > 16 ? 16 : 8)), c->size);
+        fprintf(stderr, "realloc of an inside pointer returned %p\n", (void *)q);
+        return 1;
+    }
+    free(p);
+    size_t to = c->variant == 0 ? c->size : c->variant == 1 ? c->size / 2 : 100000;
+    char *q = realloc(hardening_launder(p), to);
+    fprintf(stderr, "realloc of a freed block returned %p\n", (void *)q);
+    return 1;
+}
+
+/* large: variant 0 a double free, 1 a free of a pointer 64 bytes into a
+ * block whose bytes are all 0x41 (the header glibc reads is garbage). */
+static int df_large_case(void *arg) {
+    const df_case_t *c = arg;
+    char *p = malloc(c->size), *keep = malloc(c->size);
+    (void)keep;
+    if (c->variant == 0) {
+        free(p);
+        free(hardening_launder(p));
+    } else {
+        memset(p, 0x41, c->size);
+        free(hardening_launder(p + 64));
+    }
+    fprintf(stderr, "the bad free returned\n");
+    return 1;
+}
+
+/* One case, each size and variant, in a supervised child each. */
+static int df_run_cases(const char *which, int (*fn)(void *), int shim, const size_t *sizes, unsigned nsizes,
+                        int variants, int check_shim, const char *msg, const char *msg_last) {
+    int failures = 0;
+    for (unsigned i = 0; i < nsizes; i++)
+        for (int variant = 0; variant < variants; variant++) {
+            df_case_t c = {sizes[i], variant};
+            char what[96];
+            snprintf(what, sizeof what, "case %s, %zu bytes, variant %d", which, c.size, variant);
+            hardening_result_t res;
+            hardening_run(what, fn, &c, TIMEOUT_S, &res);
+            const char *m = variant == variants - 1 && msg_last ? msg_last : msg;
+            int ok = hardening_expect_abort(what, &res, shim && check_shim, m);
+            char d[128];
+            printf("%s: %s -> %s\n", what, hardening_describe(&res, d, sizeof d), ok ? "ok" : "FAIL");
+            failures += !ok;
+        }
+    return failures;
+}
+
 int main(int argc, char **argv) {
     int shim = hardening_mode_shim(argc, argv);
     const char *which = argc > 2 ? argv[2] : "a";
+    static const size_t pool_sizes[] = {16, 48, 1024, 3000, 20000};
+    static const size_t large_sizes[] = {40000, 100000, 1 << 20};
+    const unsigned npool = sizeof pool_sizes / sizeof pool_sizes[0];
+    if (strcmp(which, "kept") == 0)
+        return df_run_cases(which, df_kept_case, shim, pool_sizes, npool, 3, 1, DOUBLE_FREE_MSG, NULL) ? 1 : 0;
+    if (strcmp(which, "written") == 0)
+        return df_run_cases(which, df_written_case, shim, pool_sizes, npool, 3, 1, DOUBLE_FREE_MSG, NULL) ? 1 : 0;
+    if (strcmp(which, "realloc") == 0)
+        return df_run_cases(which, df_realloc_case, shim, pool_sizes, npool, 4, 1, REALLOC_FREED_MSG,
+                            REALLOC_INSIDE_MSG)
+                   ? 1
+                   : 0;
+    if (strcmp(which, "large") == 0)
+        /* glibc alone takes a SIGSEGV on its own 1 MiB block freed twice
+         * (mmapped, then unmapped): that size under the shim only. */
+        return df_run_cases(which, df_large_case, shim, large_sizes, shim ? 3 : 2, 2, 0, "", NULL) ? 1 : 0;
     int (*fn)(void *) = df_same_thread;
     if (strcmp(which, "b") == 0) fn = df_never_handed_out;
     if (strncmp(which, "c-", 2) == 0) fn = df_other_thread;

@@ -11,7 +11,15 @@
  * The test fails when malloc returns the chosen address, or when the process
  * dies any other way (under the shim).
  *
- * Usage: freelist_poison shim|glibc uaf|overflow
+ * copy: no address chosen, a free block's own words: the first 16 bytes of
+ * one freed block are copied over those of another freed block (a program
+ * that reads freed memory and writes it back elsewhere, or an attacker who
+ * can read a free block but not forge one).  The two then name the same
+ * next block; malloc must never hand a block out twice (checked over the
+ * next few hundred mallocs of the size, all kept live): it aborts with the
+ * message above, or goes on.
+ *
+ * Usage: freelist_poison shim|glibc uaf|overflow|copy
  */
 #define _GNU_SOURCE
 #include "hardening.h"
@@ -82,6 +90,29 @@ static int poison_overflow(size_t size, uintptr_t target) {
     return 1;
 }
 
+/* copy: x, y, w freed in that order (so w's link names y and y's names x),
+ * then w's first 16 bytes over x's: x would name y, a cycle w, y, x, y...
+ * 1 if a block comes back twice. */
+static int poison_copy(void *arg) {
+    size_t size = ((const poison_case_t *)arg)->size;
+    enum { LIVE = 512 };
+    char *x = malloc(size), *y = malloc(size), *w = malloc(size);
+    free(x);
+    free(y);
+    free(w);
+    memcpy(hardening_launder(x), hardening_launder(w), 16);
+    static uintptr_t got[LIVE];
+    for (int i = 0; i < LIVE; i++) {
+        got[i] = (uintptr_t)malloc(size);
+        for (int j = 0; j < i; j++)
+            if (got[j] == got[i] && got[i]) {
+                fprintf(stderr, "FAIL: malloc(%zu) handed out %#lx twice\n", size, (unsigned long)got[i]);
+                return 1;
+            }
+    }
+    return 0;
+}
+
 static int poison_body(void *arg) {
     const poison_case_t *c = arg;
     unsigned char stack_target[4096];
@@ -100,6 +131,20 @@ int main(int argc, char **argv) {
     int overflow = argc > 2 && strcmp(argv[2], "overflow") == 0;
     static const size_t sizes[] = {16, 64, 1000, 4096, 20000};
     int failures = 0, ran = 0;
+    if (argc > 2 && strcmp(argv[2], "copy") == 0) {
+        for (unsigned i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+            poison_case_t c = {sizes[i], 0, 0};
+            char what[96];
+            snprintf(what, sizeof what, "a free block's words copied over another's, %zu-byte blocks", c.size);
+            hardening_result_t res;
+            hardening_run(what, poison_copy, &c, TIMEOUT_S, &res);
+            int ok = hardening_expect_abort_or_exit0(what, &res, shim, POISON_MSG);
+            char d[128];
+            printf("%s: %s -> %s\n", what, hardening_describe(&res, d, sizeof d), ok ? "ok" : "FAIL");
+            failures += !ok;
+        }
+        return failures ? 1 : 0;
+    }
     for (unsigned i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
         for (int stack = 0; stack < 2; stack++) {
             poison_case_t c = {sizes[i], overflow, stack};

@@ -81,7 +81,7 @@ static void corrupt_free_link(void *arg) {
     workload();
     segment_t *s = current_of_8();
     ck_assert_ptr_nonnull(s->free);
-    s->free->next = alloc_link_encode((block_t *)(uintptr_t)0x1000);
+    alloc_link_set(s, s->free, (block_t *)(uintptr_t)0x1000);
     check_heap(tls_heap);
 }
 
