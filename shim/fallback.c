@@ -28,9 +28,13 @@ static segpool_fallback_t fallback_reason(size_t size) {
 }
 
 /* glibc failed to serve want bytes.  Under RLIMIT_AS the arena's never-used
- * reserve may be what is in the way: when it was given back, a retry is
- * worth it (nonzero).  errno stays glibc's ENOMEM. */
-static int fallback_make_room(size_t want) { return arena_give_back(want) == 0; }
+ * reserve, and the regions the pool used and gave back (still reserved),
+ * may be what is in the way: when some was unmapped, a retry is worth it
+ * (nonzero).  errno stays glibc's ENOMEM. */
+static int fallback_make_room(size_t want) {
+    int tail = arena_give_back(want) == 0;
+    return segment_release_space(want) == 0 || tail;
+}
 
 /* Before the first request that reaches glibc: its knobs (glibc_tune.c). */
 static void fallback_glibc_first(void) {

@@ -13,6 +13,10 @@
  *
  * A region is purged whole (decommitted: mapped PROT_NONE again), so a huge
  * page is never split, and a purged region is committed again before reuse.
+ * Under a finite RLIMIT_AS a purged region still counts against the limit:
+ * when glibc runs out of address space the pool unmaps purged regions too
+ * (arena_release_region, from segment_release_space), and reserves each
+ * again, where it was, before its next commit.
  *
  * Limits.  The pool is at most RLIMIT_DATA (arena_init).  With RLIMIT_AS
  * infinite the arena is one reservation (the pool
@@ -88,6 +92,7 @@ static void arena_degrade(page_kind_t kind, const char *why) {
 #define ARENA_REFUSED_MS 10  /* a commit refused for RLIMIT_AS is not retried sooner */
 
 static size_t arena_piece_max;  /* regions added at most per growth */
+static int arena_at_hint;       /* the growable arena lies at ARENA_HINT_BASE and above */
 static uint64_t arena_refused_ms; /* when a commit was last refused for RLIMIT_AS (relaxed atomic) */
 static int arena_refused;         /* relaxed atomic: commits run concurrently */
 
@@ -96,7 +101,10 @@ static int arena_refused;         /* relaxed atomic: commits run concurrently */
 static void *arena_place(size_t size) {
     for (int i = 0; i < ARENA_HINT_TRIES; i++) {
         uintptr_t hint = ARENA_HINT_BASE + (uintptr_t)((os_random() >> 1) % ARENA_HINT_SLOTS) * ((uintptr_t)1 << 30);
-        if (os_reserve_at((void *)hint, size) == 0) return (void *)hint;
+        if (os_reserve_at((void *)hint, size) == 0) {
+            arena_at_hint = 1;
+            return (void *)hint;
+        }
     }
     return os_reserve(size, SEGPOOL_REGION_SIZE);
 }
@@ -243,10 +251,23 @@ static int arena_within_limit(void) {
     return !refused;
 }
 
+int arena_release_region(region_t *r) {
+    if (!arena_at_hint || os_as_limit() == UINT64_MAX) return -1;
+    os_release(arena_region_start(r), SEGPOOL_REGION_SIZE);
+    r->unmapped = 1;
+    return 0;
+}
+
 int arena_commit_region(region_t *r) {
     uint8_t *start = arena_region_start(r);
     if (r->state == REGION_COMMITTED) return 0; /* writable already */
     if (!arena_within_limit()) return -1;
+    if (r->unmapped) {
+        int rc = os_reserve_at(start, SEGPOOL_REGION_SIZE);
+        if (rc == -2) r->lost = 1;
+        if (rc != 0) return -1;
+        r->unmapped = 0;
+    }
     /* With hugetlb every region is huge; otherwise the region's kind says
      * (segment.c). */
     page_kind_t mode = arena_page_kind();

@@ -156,6 +156,10 @@ int arena_grow_locked(void);
  * arena's never-used tail if that leaves room for it; 0 when something was
  * given back (worth a retry).  Takes pool.arena_lock. */
 int arena_give_back(size_t want);
+/* Unmap purged region r (off every list, no lock held), or refuse (-1): only
+ * under a finite RLIMIT_AS and when the arena lies where the kernel places
+ * nothing by itself, so that no other mapping takes the hole meanwhile. */
+int arena_release_region(region_t *r);
 
 /* The fields of pool.regions_claim. */
 SEGPOOL_INLINE size_t pool_claim_fresh(uint64_t claim) { return (size_t)(claim & 0xffffffffu); }
@@ -179,6 +183,10 @@ void segment_retain_update(void);    /* the budget of wholly free regions kept *
  * give back what is past it, so that memory the pool freed can serve it. */
 void segment_retain_poll(void);
 size_t segment_trim(void);           /* purge every wholly free region now; bytes given back */
+/* A glibc allocation of want bytes failed: under a finite RLIMIT_AS, purge
+ * the wholly free regions and unmap every purged one (each is reserved again
+ * when reused); 0 when some were (worth a retry). */
+int segment_release_space(size_t want);
 /* Sums over the shards, each read under its lock (segment_counts). */
 typedef struct segment_counts_s {
     size_t out;                /* handed out, runs in the run caches not counted */

@@ -532,7 +532,8 @@ static segment_t *segment_adopt(segment_shard_t *home, region_t *r, unsigned cou
 
 /* Commit r (off every list, moving: a purged region or a fresh one) with no
  * lock held, then serve the request from it in home.  If the commit fails, r
- * goes on home's purged stack, to be tried again later; NULL. */
+ * goes on home's purged stack, to be tried again later (unless it is lost:
+ * an unmapped region whose place another mapping took); NULL. */
 static segment_t *segment_commit_adopt(segment_shard_t *home, region_t *r, unsigned count, unsigned kind) {
     r->huge_wanted = (uint8_t)kind;
     if (r->state != REGION_COMMITTED) { /* prefaulted fresh regions are */
@@ -541,7 +542,7 @@ static segment_t *segment_commit_adopt(segment_shard_t *home, region_t *r, unsig
             r->state = REGION_PURGED;
             __atomic_store_n(&r->shard, (uint8_t)(home - pool.shards), __ATOMIC_RELAXED);
             segment_shard_lock(home);
-            region_list_push(&home->purged, r);
+            if (!r->lost) region_list_push(&home->purged, r);
             segment_move_end();
             segment_shard_unlock(home);
             return NULL;
@@ -861,6 +862,48 @@ void segment_fork_child(void) {
 
 /* Give every wholly free committed region back to the OS now, whatever the
  * decay; stops at the first the OS refuses.  Returns the bytes given back. */
+/* Unmap up to want of sh's purged regions that are still mapped: taken off
+ * the stack under the lock, unmapped without it, put back.  Returns how many. */
+static size_t segment_release_purged(segment_shard_t *sh, size_t want) {
+    region_t *taken = NULL;
+    size_t count = 0;
+    segment_shard_lock(sh);
+    for (region_t *r = sh->purged, *next; r != NULL && count < want; r = next) {
+        next = r->next;
+        if (r->unmapped) continue;
+        region_list_remove(&sh->purged, r);
+        r->state = REGION_PURGING;
+        segment_move_start();
+        r->next = taken;
+        taken = r;
+        count++;
+    }
+    segment_shard_unlock(sh);
+    size_t released = 0;
+    for (region_t *r = taken, *next; r != NULL; r = next) {
+        next = r->next;
+        released += arena_release_region(r) == 0;
+        segment_shard_lock(sh);
+        r->state = REGION_PURGED;
+        region_list_push(&sh->purged, r);
+        segment_move_end();
+        segment_shard_unlock(sh);
+    }
+    return released;
+}
+
+int segment_release_space(size_t want) {
+    uint64_t limit = os_as_limit();
+    if (!pool_ready() || limit == UINT64_MAX || want > limit) return -1;
+    segment_trim(); /* wholly free regions are purged first */
+    /* Every one: a program that ran out of address space once is likely to
+     * again, and one unmapped region at a time would cost a trim and a
+     * failed glibc call per 2 MiB. */
+    size_t released = 0;
+    for (unsigned i = 0; i < pool.shard_count; i++) released += segment_release_purged(&pool.shards[i], SIZE_MAX);
+    return released ? 0 : -1;
+}
+
 size_t segment_trim(void) {
     size_t given = 0;
     for (unsigned i = 0; i < pool.shard_count; i++) {

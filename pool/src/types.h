@@ -220,6 +220,8 @@ typedef struct region_s {
     uint8_t pages;                                      /* page_kind_t, once committed */
     uint8_t huge_wanted;                                /* its next commit asks for huge pages: 1, or small: 0 */
     uint8_t shard;                                      /* the segment shard whose lists it is on (segment.c) */
+    uint8_t unmapped;  /* purged and its address space given back (RLIMIT_AS): reserved again before its commit */
+    uint8_t lost;      /* unmapped, and something else maps there now: never used again */
     struct region_s *next, *prev; /* bin list, free-region list, or purged stack */
     uint64_t freed_at_ms;         /* when it became wholly free (free-region list) */
 } region_t;
