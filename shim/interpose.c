@@ -16,6 +16,7 @@
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
+#include <gnu/libc-version.h>
 #include <limits.h>
 #include <malloc.h>
 #include <stdatomic.h>
@@ -92,9 +93,28 @@ SHIM_EXPORT void *memalign(size_t alignment, size_t size) {
     return fallback_memalign(alignment, size);
 }
 
-/* C11: the alignment must be a power of two (EINVAL otherwise, as glibc 2.38). */
+/* Does the running glibc refuse aligned_alloc with an alignment that is not
+ * a power of two (2.38 and later: EINVAL, as C17 asks)?  Before 2.38 its
+ * aligned_alloc was memalign, which rounds the alignment up.  The shim does
+ * what the glibc it runs on does, so a program behaves the same with it and
+ * without it.  Read once; a race reads the same answer twice. */
+static int shim_aligned_alloc_strict(void) {
+    static atomic_int strict = -1;
+    int s = atomic_load_explicit(&strict, memory_order_relaxed);
+    if (s < 0) {
+        const char *v = gnu_get_libc_version();
+        unsigned major = 0, minor = 0;
+        for (; *v >= '0' && *v <= '9'; v++) major = major * 10 + (unsigned)(*v - '0');
+        if (*v == '.')
+            for (v++; *v >= '0' && *v <= '9'; v++) minor = minor * 10 + (unsigned)(*v - '0');
+        s = major > 2 || (major == 2 && minor >= 38);
+        atomic_store_explicit(&strict, s, memory_order_relaxed);
+    }
+    return s;
+}
+
 SHIM_EXPORT void *aligned_alloc(size_t alignment, size_t size) {
-    if (!shim_power_of_two(alignment)) {
+    if (!shim_power_of_two(alignment) && alignment != 0 && shim_aligned_alloc_strict()) {
         errno = EINVAL;
         return NULL;
     }

@@ -27,6 +27,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <glob.h>
+#include <gnu/libc-version.h>
 #include <limits.h>
 #include <malloc.h>
 #include <regex.h>
@@ -230,6 +231,32 @@ static void check_overflow(void)
 }
 
 /* ---- posix_memalign argument checks ------------------------------------ */
+
+/* aligned_alloc with an alignment that is not a power of two: glibc 2.38
+ * and later fail it with EINVAL; before, it was memalign and rounded the
+ * alignment up.  Whichever glibc runs this, the shim must do the same. */
+static void check_aligned_alloc_odd_alignment(void)
+{
+    unsigned major = 0, minor = 0;
+    sscanf(gnu_get_libc_version(), "%u.%u", &major, &minor);
+    int strict = major > 2 || (major == 2 && minor >= 38);
+    static const size_t odd[] = {24, 48, 100, 3000, 40000};
+    for (size_t i = 0; i < sizeof odd / sizeof odd[0]; i++) {
+        errno = 0;
+        void *p = aligned_alloc(opaque(odd[i]), opaque(100));
+        int e = errno;
+        if (strict) {
+            CHECK(p == NULL && e == EINVAL, "aligned_alloc(%zu, 100) under glibc %s: %p, errno %d, not NULL and EINVAL",
+                  odd[i], gnu_get_libc_version(), p, e);
+        } else {
+            size_t pow = 1;
+            while (pow < odd[i]) pow <<= 1;
+            CHECK(p != NULL && is_aligned(p, pow), "aligned_alloc(%zu, 100) under glibc %s: %p, not aligned to %zu",
+                  odd[i], gnu_get_libc_version(), p, pow);
+        }
+        free(p);
+    }
+}
 
 static void check_posix_memalign_einval(void)
 {
@@ -651,6 +678,7 @@ int main(void)
     check_usable_size();
     check_overflow();
     check_posix_memalign_einval();
+    check_aligned_alloc_odd_alignment();
     check_alignment();
     check_malloc_zero();
     check_realloc();
