@@ -58,16 +58,6 @@ static size_t fallback_chunk_bytes(const void *ptr) {
     return bytes;
 }
 
-/* The bytes the program may use in the chunk (malloc_usable_size's answer
- * for a chunk in use): all but the header, and for a chunk in a heap the
- * next chunk's first word too. */
-static size_t fallback_chunk_usable(const void *ptr) {
-    size_t bytes = fallback_chunk_bytes(ptr);
-    if (bytes == 0) return 0;
-    int mmapped = (((const size_t *)ptr)[-1] & FALLBACK_CHUNK_MMAPPED) != 0;
-    return bytes - (mmapped ? 2 : 1) * sizeof(size_t);
-}
-
 /* p (or NULL) came from glibc: its bytes count for malloc_trim's gate. */
 static void *fallback_taken(void *p) {
     if (p) glibc_tune_note_taken(fallback_chunk_bytes(p));
@@ -125,16 +115,18 @@ void *fallback_calloc(size_t count, size_t size) {
  * remainder left in glibc's heap keeps the memory around it from
  * coalescing, and frees and reuse of small blocks are the pool's to do. */
 static void *fallback_glibc_realloc(void *ptr, size_t size) {
-    size_t have = fallback_chunk_bytes(ptr), usable = fallback_chunk_usable(ptr);
-    void *q;
-    if (size <= pool_small_max() && usable != 0 && pool_ready() && (q = alloc_small(size)) != NULL) {
-        memcpy(q, ptr, usable < size ? usable : size);
-        fallback_free(ptr);
-        return q;
-    }
+    size_t have = fallback_chunk_bytes(ptr);
+    void *p = NULL, *q;
+    if (size <= pool_small_max() && pool_ready()) p = alloc_small(size);
+    /* glibc's realloc first, in place when it shrinks: it checks ptr (a bad
+     * one gets glibc's message, as without the shim), and what is copied
+     * into the pool then lies inside a block glibc vouched for. */
     q = __libc_realloc(ptr, size);
     if (unlikely(!q) && fallback_make_room(size)) q = __libc_realloc(ptr, size);
-    if (q == NULL) return NULL;
+    if (q == NULL) {
+        if (p) alloc_free(p);
+        return NULL;
+    }
     size_t now = fallback_chunk_bytes(q);
     if (q != ptr) { /* moved: the old block is freed, a new one taken */
         glibc_tune_note_freed(have);
@@ -144,7 +136,10 @@ static void *fallback_glibc_realloc(void *ptr, size_t size) {
     } else {
         glibc_tune_note_taken(now - have);
     }
-    return q;
+    if (p == NULL) return q;
+    memcpy(p, q, size);
+    fallback_free(q);
+    return p;
 }
 
 /* realloc of a non-NULL pointer to a nonzero size.  segpool_realloc checks

@@ -2,11 +2,12 @@
  * alloc.h - the allocation and free fast paths, inline so that the shim's
  * malloc and free are one function each with no call on the fast path.
  *
- * malloc: 23 instructions (gcc 12, x86-64) and one branch to a slow path:
+ * malloc: 25 instructions (gcc 12, x86-64) and one branch to a slow path:
  * load the thread's heap, find the segment of the size (for up to 1 KiB one
  * load from the heap's direct array, else through the class map), check that
  * the head of its free list lies in the segment (which also catches the end
- * of the list, NULL), pop it and decode the next link.  Everything rare
+ * of the list, NULL) and carries the free tag, pop it and decode the next
+ * link.  Everything rare
  * (empty or corrupted free list, a thread's first call, the pool not yet set
  * up) is heap_alloc_slow.
  *
@@ -117,8 +118,15 @@ SEGPOOL_INLINE int alloc_is_block_of_shared(const segment_t *s, const void *p) {
 /* b carries the free tag: it may be free already (heap_free_suspect decides). */
 SEGPOOL_INLINE int alloc_looks_free(const block_t *b) { return b->free_tag == ALLOC_FREE_TAG; }
 
-/* Take the head of s's free list, checked to lie in s.  The next link is
- * decoded but not yet checked: the next pop checks it. */
+/* s's free list has a head a pop may hand out: it lies in s (which also
+ * fails for NULL, the end) and carries the free tag.  Handing a block out
+ * clears its tag, so a block that a heap bug put on a list twice (a second
+ * free missed: a cycle through it, or two lists that hold it) fails this
+ * the second time: malloc aborts rather than hand it out again. */
+SEGPOOL_INLINE int alloc_can_pop(const segment_t *s) { return alloc_in_slab(s, s->free) && alloc_looks_free(s->free); }
+
+/* Take the head of s's free list (alloc_can_pop).  The next link is decoded
+ * but not yet checked: the next pop checks it. */
 SEGPOOL_INLINE block_t *alloc_take(segment_t *s) {
     block_t *b = s->free;
     s->used++;
@@ -134,7 +142,7 @@ SEGPOOL_INLINE block_t *alloc_take(segment_t *s) {
  * (heap_alloc_slow tells which). */
 SEGPOOL_INLINE void *alloc_pop(heap_t *h, unsigned c) {
     segment_t *s = h->serving[c];
-    if (unlikely(!alloc_in_slab(s, s->free))) return NULL;
+    if (unlikely(!alloc_can_pop(s))) return NULL;
     return alloc_take(s);
 }
 
@@ -143,7 +151,7 @@ SEGPOOL_INLINE void *alloc_pop(heap_t *h, unsigned c) {
  * size - 1, so that the range test and the index share one subtraction). */
 SEGPOOL_INLINE void *alloc_pop_direct(heap_t *h, size_t step) {
     segment_t *s = h->direct[step];
-    if (unlikely(!alloc_in_slab(s, s->free))) return NULL;
+    if (unlikely(!alloc_can_pop(s))) return NULL;
     return alloc_take(s);
 }
 

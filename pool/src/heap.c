@@ -118,10 +118,11 @@ static SEGPOOL_TLS int tls_thread_done;
 /* ---- Free lists --------------------------------------------------------------------- */
 
 /* The head of s's free list, checked: NULL when empty; a head outside the
- * slab was decoded from a link that something overwrote. */
+ * slab was decoded from a link that something overwrote, and one without
+ * the free tag was handed out already (alloc_can_pop). */
 static block_t *heap_free_head(const segment_t *s) {
     block_t *b = s->free;
-    if (b && !alloc_in_slab(s, b)) alloc_report("malloc(): corrupted free list", b);
+    if (b && !alloc_can_pop(s)) alloc_report("malloc(): corrupted free list", b);
     return b;
 }
 
@@ -591,17 +592,18 @@ static int heap_lists_head_hold(const segment_t *s, const block_t *b) {
     return heap_list_head_holds(s, f, b, word >> SEGMENT_REMOTE_COUNT_SHIFT);
 }
 
-/* Is b free in s: on its free list or on its remote list?  Two O(1) answers
- * first, for a copy of a freed block's words put back into a live one (a
- * program that reads freed memory): if b were on a list, the block its link
- * names would be free too, and would not be the free list's head (nothing
- * links to it; a remote list never links into the free list).  Otherwise a
- * walk of each list, at most the slab's capacity.  The remote list is walked
+/* Is b free in s: on its free list or on its remote list?  One O(1) answer
+ * first, for a freed block's words written back into it once it is live
+ * again (a program that reads freed memory): if b were on a list, the block
+ * its link names would not be the free list's head (nothing links to it; a
+ * remote list never links into the free list).  (That block's own tag says
+ * nothing: a write after free may have cleared it.)  Otherwise a walk of
+ * each list, at most the slab's capacity.  The remote list is walked
  * in place: its blocks are only ever taken by whoever calls this (h's thread,
  * or its lock holder); other threads only push in front of the head read. */
 static int heap_list_holds(const segment_t *s, const block_t *b) {
     block_t *next = alloc_link_next(s, b);
-    if (next && (next == s->free || !alloc_looks_free(next))) return 0;
+    if (next && next == s->free) return 0;
     uint32_t capacity = sizeclass_table[s->class_index].capacity;
     uint32_t limit = capacity;
     for (block_t *f = heap_free_head(s); f; f = heap_free_next(s, f)) {
@@ -856,7 +858,7 @@ static void heap_kept_return(heap_t *h) {
         segment_t *r = &h->kept[c];
         if (heap_kept_serving(h, c)) heap_kept_unserve(h, c);
         while (r->free != NULL) {
-            if (!alloc_in_slab(r, r->free)) alloc_report("malloc(): corrupted free list", r->free);
+            if (!alloc_can_pop(r)) alloc_report("malloc(): corrupted free list", r->free);
             block_t *b = alloc_take(r);
             r->allocs--; /* not handed out */
             segment_t *s = segment_of(b);
@@ -957,7 +959,7 @@ void *heap_alloc_slow(heap_t *h, unsigned c) {
         /* The kept list ran dry, or its head failed the fast path's check.
          * A thread that keeps blocks comes here often: the current segment
          * serves again at once, the rest of the slow path when it runs dry. */
-        if (h->kept[c].free != NULL) alloc_report("malloc(): corrupted free list", h->kept[c].free);
+        if (h->kept[c].free != NULL) alloc_report("malloc(): corrupted free list", h->kept[c].free); /* alloc_can_pop */
         heap_kept_unserve(h, c);
         void *p = alloc_pop(h, c);
         if (p) return p;

@@ -14,20 +14,34 @@
  *             set to 0, or to a pointer), then freed again: by its owner
  *             (variants 0, 1; 1 with three other frees between), or freed
  *             by another thread both times (variant 2);
+ *   twice     a second free that a write after the first hides, or that
+ *             comes through a block whose neighbour was written: it may be
+ *             caught at the free ("double free detected") or when malloc
+ *             reaches the block again ("segshim: malloc(): corrupted free
+ *             list"), but malloc must never hand the block out twice
+ *             (every block malloc returns is checked against all live
+ *             ones, across threads, before the next call).  Variants: 0 the
+ *             tag word (the second) cleared after the first free; 1 only a
+ *             freed neighbour's tag cleared; 2 the first word written with
+ *             eleven frees between; 3 both words cleared; 4 and 5 the block
+ *             in another thread's cache with its first word written, then
+ *             freed by its owner (4) or by a third thread (5); 6 the tag
+ *             cleared, then realloc;
  *   realloc   realloc of a freed block (to the same size, smaller, and past
  *             one segment) must abort with
  *             "segshim: realloc(): invalid pointer (freed already) at 0x",
  *             and of a pointer inside a block with
  *             "segshim: realloc(): invalid pointer (inside a block) at 0x";
- *   large     blocks above one segment are glibc's: a double free, and a
- *             free of a pointer inside a block, abort with glibc's message
- *             (checked by the signal only), never a SIGSEGV in the shim.
+ *   large     blocks above one segment are glibc's: a double free, a free
+ *             of a pointer inside a block, and a realloc of a pointer
+ *             glibc never returned, abort with glibc's message (checked by
+ *             the signal only), never a SIGSEGV in the shim.
  * A free from another thread may be checked late, at the owner's next slow
  * path: after the misuse each child allocates thousands of blocks of the
  * size (and calls malloc_trim).  If it did not abort, the child checks that
  * no block was handed out twice (part d) so the report says which it was.
  *
- * Usage: double_free shim|glibc a|b|c-alive|c-exited|kept|written|realloc|large
+ * Usage: double_free shim|glibc a|b|c-alive|c-exited|kept|written|twice|realloc|large
  */
 #define _GNU_SOURCE
 #include "hardening.h"
@@ -38,6 +52,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #define DOUBLE_FREE_MSG "segshim: free(): double free detected at 0x"
 #define REALLOC_FREED_MSG "segshim: realloc(): invalid pointer (freed already) at 0x"
@@ -232,6 +248,107 @@ static int df_written_case(void *arg) {
     return df_handed_twice(c->size);
 }
 
+/* twice: every block handed out while the case runs, across threads; a
+ * block handed out while it is still live fails the case at once. */
+static struct {
+    pthread_mutex_t lock;
+    uintptr_t live[4096];
+    int count;
+    size_t size;
+    char *b;
+    pthread_barrier_t step;
+    int variant;
+} df_twice = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static void *df_twice_take(size_t size) {
+    void *p = malloc(size);
+    pthread_mutex_lock(&df_twice.lock);
+    for (int i = 0; i < df_twice.count; i++)
+        if (df_twice.live[i] == (uintptr_t)p) {
+            fprintf(stderr, "FAIL: malloc(%zu) handed out %p while it was live\n", size, p);
+            _exit(1);
+        }
+    if (df_twice.count < 4096) df_twice.live[df_twice.count++] = (uintptr_t)p;
+    pthread_mutex_unlock(&df_twice.lock);
+    return p;
+}
+
+static void df_twice_takes(size_t size, int n) {
+    for (int i = 0; i < n; i++) df_twice_take(size);
+}
+
+/* Variants 4, 5: T2 keeps main's block b, then (after the write and the
+ * second free) allocates from its cache; variant 5's third thread frees. */
+static void *df_twice_keeper(void *unused) {
+    (void)unused;
+    free(malloc(df_twice.size));
+    free(df_twice.b);
+    pthread_barrier_wait(&df_twice.step); /* kept */
+    pthread_barrier_wait(&df_twice.step); /* written and freed again */
+    df_twice_takes(df_twice.size, 4);
+    return NULL;
+}
+
+static void *df_twice_third(void *unused) {
+    (void)unused;
+    free(malloc(df_twice.size));
+    free(hardening_launder(df_twice.b));
+    df_twice_takes(df_twice.size, 4);
+    return NULL;
+}
+
+static int df_twice_case(void *arg) {
+    const df_case_t *c = arg;
+    size_t size = df_twice.size = c->size;
+    char *b = df_twice.b = malloc(size), *n = malloc(size), *others[11];
+    for (int i = 0; i < 11; i++) others[i] = malloc(size);
+    uint64_t *w = hardening_launder(b);
+    switch (c->variant) {
+    case 0: case 3: case 6:
+        free(b);
+        w[1] = 0;
+        if (c->variant == 3) w[0] = 0;
+        if (c->variant == 6) {
+            char *q = realloc(hardening_launder(b), size * 2 > 32768 ? 100000 : size * 2);
+            (void)q;
+        } else {
+            free(hardening_launder(b));
+        }
+        break;
+    case 1:
+        free(n);
+        free(b);
+        ((uint64_t *)hardening_launder(n))[1] = 0;
+        free(hardening_launder(b));
+        break;
+    case 2:
+        free(b);
+        for (int i = 0; i < 11; i++) free(others[i]);
+        w[0] = 0x4141414141414141u;
+        free(hardening_launder(b));
+        break;
+    default: { /* 4, 5 */
+        pthread_barrier_init(&df_twice.step, NULL, 2);
+        pthread_t keeper, third;
+        pthread_create(&keeper, NULL, df_twice_keeper, NULL);
+        pthread_barrier_wait(&df_twice.step);
+        w[0] = 0x4141414141414141u;
+        if (c->variant == 4) {
+            free(hardening_launder(b));
+            df_twice_takes(size, 4);
+        } else {
+            pthread_create(&third, NULL, df_twice_third, NULL);
+            pthread_join(third, NULL);
+        }
+        pthread_barrier_wait(&df_twice.step);
+        pthread_join(keeper, NULL);
+        break;
+    }
+    }
+    df_twice_takes(size, 64);
+    return 0;
+}
+
 /* realloc: variant 0 same size, 1 half, 2 past one segment (100000 bytes);
  * variant 3: a pointer 16 bytes into a live block. */
 static int df_realloc_case(void *arg) {
@@ -251,9 +368,21 @@ static int df_realloc_case(void *arg) {
 }
 
 /* large: variant 0 a double free, 1 a free of a pointer 64 bytes into a
- * block whose bytes are all 0x41 (the header glibc reads is garbage). */
+ * block whose bytes are all 0x41 (the header glibc reads is garbage), 2 a
+ * realloc to a small size of a pointer malloc never returned, 64 bytes
+ * before unmapped memory, whose preceding word claims a 1 MiB chunk. */
 static int df_large_case(void *arg) {
     const df_case_t *c = arg;
+    if (c->variant == 2) {
+        char *m = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m == MAP_FAILED) return 2;
+        munmap(m + 4096, 4096);
+        uint64_t *fake = (uint64_t *)(m + 4096 - 64);
+        fake[-1] = 0x100001;
+        char *q = realloc(hardening_launder(fake), 100);
+        fprintf(stderr, "realloc of a pointer malloc never returned gave %p\n", (void *)q);
+        return 1;
+    }
     char *p = malloc(c->size), *keep = malloc(c->size);
     (void)keep;
     if (c->variant == 0) {
@@ -297,6 +426,8 @@ int main(int argc, char **argv) {
         return df_run_cases(which, df_kept_case, shim, pool_sizes, npool, 3, 1, DOUBLE_FREE_MSG, NULL) ? 1 : 0;
     if (strcmp(which, "written") == 0)
         return df_run_cases(which, df_written_case, shim, pool_sizes, npool, 3, 1, DOUBLE_FREE_MSG, NULL) ? 1 : 0;
+    if (strcmp(which, "twice") == 0)
+        return df_run_cases(which, df_twice_case, shim, pool_sizes, npool, 7, 1, "segshim: ", NULL) ? 1 : 0;
     if (strcmp(which, "realloc") == 0)
         return df_run_cases(which, df_realloc_case, shim, pool_sizes, npool, 4, 1, REALLOC_FREED_MSG,
                             REALLOC_INSIDE_MSG)
@@ -305,7 +436,7 @@ int main(int argc, char **argv) {
     if (strcmp(which, "large") == 0)
         /* glibc alone takes a SIGSEGV on its own 1 MiB block freed twice
          * (mmapped, then unmapped): that size under the shim only. */
-        return df_run_cases(which, df_large_case, shim, large_sizes, shim ? 3 : 2, 2, 0, "", NULL) ? 1 : 0;
+        return df_run_cases(which, df_large_case, shim, large_sizes, shim ? 3 : 2, 3, 0, "", NULL) ? 1 : 0;
     int (*fn)(void *) = df_same_thread;
     if (strcmp(which, "b") == 0) fn = df_never_handed_out;
     if (strncmp(which, "c-", 2) == 0) fn = df_other_thread;
