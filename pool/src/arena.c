@@ -241,7 +241,10 @@ static int arena_within_limit(void) {
         return 0;
     uint64_t vm = os_vm_size();
     if (vm == 0) return 1;
-    uint64_t mapped = (uint64_t)pool_claim_count(atomic_load(&pool.regions_claim)) << SEGPOOL_REGION_SHIFT;
+    /* The arena's regions that are in vm: unmapped ones are not. */
+    uint64_t mapped = (uint64_t)(pool_claim_count(atomic_load(&pool.regions_claim)) -
+                                 __atomic_load_n(&pool.regions_unmapped, __ATOMIC_RELAXED))
+                      << SEGPOOL_REGION_SHIFT;
     uint64_t committed = (uint64_t)__atomic_load_n(&pool.regions_committed, __ATOMIC_RELAXED) << SEGPOOL_REGION_SHIFT;
     uint64_t idle = mapped > committed ? mapped - committed : 0;
     uint64_t used = vm > idle ? vm - idle : 0;
@@ -251,10 +254,21 @@ static int arena_within_limit(void) {
     return !refused;
 }
 
+int arena_may_release(void) { return arena_at_hint && os_as_limit() != UINT64_MAX; }
+
+/* unmapped is set before the unmap: a fork in between leaves the child a
+ * region marked unmapped that may still be mapped, which its fork handler
+ * unmaps (segment_fork_child); the other order would leave it one marked
+ * mapped that is not, whose commits would all fail. */
 int arena_release_region(region_t *r) {
-    if (!arena_at_hint || os_as_limit() == UINT64_MAX) return -1;
-    os_release(arena_region_start(r), SEGPOOL_REGION_SIZE);
+    if (!arena_may_release()) return -1;
     r->unmapped = 1;
+    __atomic_add_fetch(&pool.regions_unmapped, 1, __ATOMIC_RELAXED);
+    if (os_release(arena_region_start(r), SEGPOOL_REGION_SIZE) != 0) {
+        __atomic_sub_fetch(&pool.regions_unmapped, 1, __ATOMIC_RELAXED);
+        r->unmapped = 0;
+        return -1;
+    }
     return 0;
 }
 
@@ -264,9 +278,10 @@ int arena_commit_region(region_t *r) {
     if (!arena_within_limit()) return -1;
     if (r->unmapped) {
         int rc = os_reserve_at(start, SEGPOOL_REGION_SIZE);
-        if (rc == -2) r->lost = 1;
+        if (rc == -2) r->lost = 1; /* stays counted in regions_unmapped: not the pool's space */
         if (rc != 0) return -1;
         r->unmapped = 0;
+        __atomic_sub_fetch(&pool.regions_unmapped, 1, __ATOMIC_RELAXED);
     }
     /* With hugetlb every region is huge; otherwise the region's kind says
      * (segment.c). */

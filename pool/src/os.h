@@ -27,7 +27,9 @@ typedef enum os_op_e {
 /* Reserve size bytes of address space aligned to align (a power of two),
  * inaccessible and uncharged.  NULL on failure. */
 void *os_reserve(size_t size, size_t align);
-void os_release(void *addr, size_t size);
+/* Unmap [addr, addr+size): 0, or -1 (the kernel refused: near
+ * vm.max_map_count, splitting a mapping needs one more). */
+int os_release(void *addr, size_t size);
 
 /* Make [addr, addr+size) readable and writable. */
 int os_commit(void *addr, size_t size);

@@ -73,10 +73,11 @@ out:
     return result;
 }
 
-void os_release(void *addr, size_t size) {
+int os_release(void *addr, size_t size) {
     int saved = errno;
-    munmap(addr, size);
+    int rc = munmap(addr, size);
     errno = saved;
+    return rc == 0 ? 0 : -1;
 }
 
 int os_commit(void *addr, size_t size) {

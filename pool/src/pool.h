@@ -82,6 +82,7 @@ typedef struct pool_s {
     /* Region events, rare: atomic read-modify-writes. */
     size_t regions_committed, regions_peak;
     uint64_t regions_purged;
+    size_t regions_unmapped;       /* purged regions whose address space went back (region_t.unmapped), lost ones too */
     /* Regions that left every list (to be committed, purged or moved to
      * another shard) and came back: equal when none is in transit. */
     _Atomic uint64_t moves_started, moves_finished;
@@ -160,6 +161,8 @@ int arena_give_back(size_t want);
  * under a finite RLIMIT_AS and when the arena lies where the kernel places
  * nothing by itself, so that no other mapping takes the hole meanwhile. */
 int arena_release_region(region_t *r);
+/* arena_release_region would do it (a finite RLIMIT_AS, the arena at its hint). */
+int arena_may_release(void);
 
 /* The fields of pool.regions_claim. */
 SEGPOOL_INLINE size_t pool_claim_fresh(uint64_t claim) { return (size_t)(claim & 0xffffffffu); }

@@ -847,9 +847,13 @@ void segment_fork_child(void) {
         segment_shard_t *sh = segment_region_shard(r);
         if (r->state == REGION_PURGING) segment_committed_add(-1);
         if (r->state == REGION_RESERVED || r->state == REGION_COMMITTING) segment_mark_all_free(r);
+        /* A parent thread may have marked it unmapped and not yet unmapped
+         * it, or reserved it again and not yet cleared the mark: unmapped
+         * it is, as marked (a no-op if it is gone already). */
+        if (r->unmapped && !r->lost) os_release(arena_region_start(r), SEGPOOL_REGION_SIZE);
         if (r->state != REGION_COMMITTED) {
             r->state = REGION_PURGED;
-            region_list_push(&sh->purged, r);
+            if (!r->lost) region_list_push(&sh->purged, r);
             continue;
         }
         segment_region_insert_locked(sh, r);
@@ -858,10 +862,8 @@ void segment_fork_child(void) {
     atomic_store(&pool.moves_started, atomic_load(&pool.moves_finished));
 }
 
-/* ---- Trim (malloc_trim, segpool_trim) ---------------------------------------- */
+/* ---- Address space back under RLIMIT_AS ----------------------------------------- */
 
-/* Give every wholly free committed region back to the OS now, whatever the
- * decay; stops at the first the OS refuses.  Returns the bytes given back. */
 /* Unmap up to want of sh's purged regions that are still mapped: taken off
  * the stack under the lock, unmapped without it, put back.  Returns how many. */
 static size_t segment_release_purged(segment_shard_t *sh, size_t want) {
@@ -872,8 +874,7 @@ static size_t segment_release_purged(segment_shard_t *sh, size_t want) {
         next = r->next;
         if (r->unmapped) continue;
         region_list_remove(&sh->purged, r);
-        r->state = REGION_PURGING;
-        segment_move_start();
+        segment_move_start(); /* still REGION_PURGED: not committed, for a fork child too */
         r->next = taken;
         taken = r;
         count++;
@@ -884,7 +885,6 @@ static size_t segment_release_purged(segment_shard_t *sh, size_t want) {
         next = r->next;
         released += arena_release_region(r) == 0;
         segment_shard_lock(sh);
-        r->state = REGION_PURGED;
         region_list_push(&sh->purged, r);
         segment_move_end();
         segment_shard_unlock(sh);
@@ -894,7 +894,7 @@ static size_t segment_release_purged(segment_shard_t *sh, size_t want) {
 
 int segment_release_space(size_t want) {
     uint64_t limit = os_as_limit();
-    if (!pool_ready() || limit == UINT64_MAX || want > limit) return -1;
+    if (!pool_ready() || limit == UINT64_MAX || want > limit || !arena_may_release()) return -1;
     segment_trim(); /* wholly free regions are purged first */
     /* Every one: a program that ran out of address space once is likely to
      * again, and one unmapped region at a time would cost a trim and a
@@ -904,6 +904,10 @@ int segment_release_space(size_t want) {
     return released ? 0 : -1;
 }
 
+/* ---- Trim (malloc_trim, segpool_trim) ---------------------------------------- */
+
+/* Give every wholly free committed region back to the OS now, whatever the
+ * decay; stops at the first the OS refuses.  Returns the bytes given back. */
 size_t segment_trim(void) {
     size_t given = 0;
     for (unsigned i = 0; i < pool.shard_count; i++) {
