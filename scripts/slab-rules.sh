@@ -11,6 +11,7 @@
 #   min16      at least 16 blocks a slab
 #   max8       at most 8 segments a slab
 #   max16      at most 16 segments a slab
+#   min64      at least 64 blocks a slab, at most 64 segments (a region)
 #
 #   scripts/slab-rules.sh [--reps N] [--out FILE] [--variants "rule min16 ..."]
 set -euo pipefail
@@ -30,7 +31,8 @@ while [ $# -gt 0 ]; do
 done
 
 declare -A flags=([rule]="" [doubling]="-DHEAP_FORMAT_DOUBLING=1" [waste25]="-DSIZECLASS_WASTE_DIV=4"
-    [min16]="-DSIZECLASS_MIN_BLOCKS=16" [max8]="-DSEGPOOL_MAX_SLAB=8" [max16]="-DSEGPOOL_MAX_SLAB=16")
+    [min16]="-DSIZECLASS_MIN_BLOCKS=16" [max8]="-DSEGPOOL_MAX_SLAB=8" [max16]="-DSEGPOOL_MAX_SLAB=16"
+    [min64]="-DSIZECLASS_MIN_BLOCKS=64 -DSEGPOOL_MAX_SLAB=64")
 jobs=$(nproc); [ "$jobs" -gt 2 ] && jobs=2
 for v in $variants; do
     [ -n "${flags[$v]+x}" ] || { echo "slab-rules.sh: unknown variant $v" >&2; exit 2; }
