@@ -7,9 +7,8 @@
  * load from the heap's direct array, else through the class map), check that
  * the head of its free list lies in the segment (which also catches the end
  * of the list, NULL) and carries the free tag, pop it and decode the next
- * link.  Everything rare
- * (empty or corrupted free list, a thread's first call, the pool not yet set
- * up) is heap_alloc_slow.
+ * link.  Everything rare (empty or corrupted free list, a thread's first
+ * call, the pool not yet set up) is heap_alloc_slow.
  *
  * free: 29 instructions: find the segment from the address (side table)
  * and step back to its slab's head (one subtract: head_distance is 0 for a
