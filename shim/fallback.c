@@ -29,10 +29,14 @@ static segpool_fallback_t fallback_reason(size_t size) {
 
 /* glibc failed to serve want bytes.  Under RLIMIT_AS the arena's never-used
  * reserve, and the regions the pool used and gave back (still reserved),
- * may be what is in the way: when some was unmapped, a retry is worth it
- * (nonzero).  errno stays glibc's ENOMEM. */
+ * may be what is in the way; under RLIMIT_AS or RLIMIT_DATA, the free
+ * memory the pool keeps (this thread's cached segments, the wholly free
+ * regions it retains).  When some went back, a retry is worth it (nonzero).
+ * errno stays glibc's ENOMEM. */
 static int fallback_make_room(size_t want) {
     int tail = arena_give_back(want) == 0;
+    if (!pool_ready() || !segment_space_limited()) return tail;
+    heap_collect(tls_heap); /* its cached segments may leave regions wholly free */
     return segment_release_space(want) == 0 || tail;
 }
 

@@ -186,9 +186,12 @@ void segment_retain_update(void);    /* the budget of wholly free regions kept *
  * give back what is past it, so that memory the pool freed can serve it. */
 void segment_retain_poll(void);
 size_t segment_trim(void);           /* purge every wholly free region now; bytes given back */
-/* A glibc allocation of want bytes failed: under a finite RLIMIT_AS, purge
- * the wholly free regions and unmap every purged one (each is reserved again
- * when reused); 0 when some were (worth a retry). */
+/* A finite RLIMIT_AS or RLIMIT_DATA is set. */
+int segment_space_limited(void);
+/* A glibc allocation of want bytes failed: under a finite RLIMIT_AS or
+ * RLIMIT_DATA, purge the wholly free regions, and under RLIMIT_AS unmap
+ * every purged one (each is reserved again when reused); 0 when something
+ * went back (worth a retry). */
 int segment_release_space(size_t want);
 /* Sums over the shards, each read under its lock (segment_counts). */
 typedef struct segment_counts_s {

@@ -892,16 +892,21 @@ static size_t segment_release_purged(segment_shard_t *sh, size_t want) {
     return released;
 }
 
+int segment_space_limited(void) { return os_as_limit() != UINT64_MAX || os_data_limit() != UINT64_MAX; }
+
 int segment_release_space(size_t want) {
-    uint64_t limit = os_as_limit();
-    if (!pool_ready() || limit == UINT64_MAX || want > limit || !arena_may_release()) return -1;
-    segment_trim(); /* wholly free regions are purged first */
-    /* Every one: a program that ran out of address space once is likely to
-     * again, and one unmapped region at a time would cost a trim and a
-     * failed glibc call per 2 MiB. */
+    (void)want;
+    if (!pool_ready() || !segment_space_limited()) return -1;
+    /* The wholly free regions the pool keeps committed count against both
+     * limits: purged first. */
+    size_t given = segment_trim();
+    /* Under RLIMIT_AS a purged region counts too: every one is unmapped (a
+     * program that ran out of address space once is likely to again, and one
+     * region at a time would cost a trim and a failed glibc call per 2 MiB). */
     size_t released = 0;
-    for (unsigned i = 0; i < pool.shard_count; i++) released += segment_release_purged(&pool.shards[i], SIZE_MAX);
-    return released ? 0 : -1;
+    if (os_as_limit() != UINT64_MAX && arena_may_release())
+        for (unsigned i = 0; i < pool.shard_count; i++) released += segment_release_purged(&pool.shards[i], SIZE_MAX);
+    return given || released ? 0 : -1;
 }
 
 /* ---- Trim (malloc_trim, segpool_trim) ---------------------------------------- */

@@ -94,9 +94,19 @@ static uint64_t tiny_drop(tiny_entry_t *e, uint64_t *calls)
     return h;
 }
 
+/* With several threads, all start allocating together: the workload is
+ * threads that run at once, whatever the machine's load.  Without this, a
+ * loaded machine could run them one after the other, and glibc would give
+ * the second the first one's arena (a fifth less peak RSS: the reference
+ * of preload.small_rss moved with the load). */
+static pthread_barrier_t tiny_start;
+static unsigned tiny_threads;
+
 static void *tiny_thread(void *varg)
 {
     tiny_arg_t *a = varg;
+    if (tiny_threads > 1)
+        pthread_barrier_wait(&tiny_start);
     bench_rng_t rng = {0x7171e000u + a->id};
     tiny_entry_t **table = calloc(TINY_BUCKETS, sizeof *table);
     if (table == NULL)
@@ -152,6 +162,9 @@ int main(int argc, char **argv)
     tiny_arg_t *args = bench_xmalloc(n * sizeof *args);
     for (unsigned i = 0; i < n; i++)
         args[i] = (tiny_arg_t){.bytes = (size_t)heap_kb * 1024 / n, .ops = ops / n, .id = i};
+    tiny_threads = n;
+    if (n > 1 && pthread_barrier_init(&tiny_start, NULL, n) != 0)
+        bench_fail("tiny: pthread_barrier_init");
     bench_run_threads(n, tiny_thread, args, sizeof *args);
     uint64_t h = 0, calls = 0;
     for (unsigned i = 0; i < n; i++) {

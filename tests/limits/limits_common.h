@@ -41,10 +41,11 @@ static const char *limits_shim(void) {
     return path;
 }
 
-/* Run argv with RLIMIT_AS = as_limit (0: unchanged), under the shim when
- * shim is nonzero; the child's stdout goes to out (NUL-terminated).  Returns
- * the exit status, or 128 + the signal that killed it. */
-static int limits_run(int shim, uint64_t as_limit, char *const argv[], char *out, size_t out_len) {
+/* Run argv with resource (RLIMIT_AS, RLIMIT_DATA) = limit (0: unchanged),
+ * under the shim when shim is nonzero; the child's stdout goes to out
+ * (NUL-terminated).  Returns the exit status, or 128 + the signal that
+ * killed it. */
+static inline int limits_run_with(int shim, int resource, uint64_t limit, char *const argv[], char *out, size_t out_len) {
     const char *lib = limits_shim();
     int fds[2];
     if (pipe(fds) != 0) {
@@ -63,9 +64,9 @@ static int limits_run(int shim, uint64_t as_limit, char *const argv[], char *out
         close(fds[1]);
         if (shim) setenv("LD_PRELOAD", lib, 1);
         else unsetenv("LD_PRELOAD");
-        if (as_limit) {
-            struct rlimit rl = {as_limit, as_limit};
-            if (setrlimit(RLIMIT_AS, &rl) != 0) _exit(3);
+        if (limit) {
+            struct rlimit rl = {limit, limit};
+            if (setrlimit(resource, &rl) != 0) _exit(3);
         }
         execv("/proc/self/exe", argv);
         _exit(4);
@@ -85,6 +86,11 @@ static int limits_run(int shim, uint64_t as_limit, char *const argv[], char *out
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* The same with RLIMIT_AS = as_limit. */
+static inline int limits_run(int shim, uint64_t as_limit, char *const argv[], char *out, size_t out_len) {
+    return limits_run_with(shim, RLIMIT_AS, as_limit, argv, out, out_len);
 }
 
 #endif /* LIMITS_COMMON_H */
