@@ -37,7 +37,7 @@ static int fallback_make_room(size_t want) {
     int tail = arena_give_back(want) == 0;
     if (!pool_ready() || !segment_space_limited()) return tail;
     heap_collect(tls_heap); /* its cached segments may leave regions wholly free */
-    return segment_release_space(want) == 0 || tail;
+    return segment_release_space() == 0 || tail;
 }
 
 /* Before the first request that reaches glibc: its knobs (glibc_tune.c). */

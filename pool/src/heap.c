@@ -533,12 +533,34 @@ static void heap_drain_remote(heap_t *h) {
 
 /* b lies in s's slab: is it one of the blocks handed out?  A block past the
  * formatted part was never handed out, so freeing it is freeing a free block. */
-static void heap_check_block(const segment_t *s, const block_t *b) {
+/* What a bad pointer is called in the report of the call it was given to. */
+typedef struct heap_misuse_s {
+    const char *freed;     /* freed already, or never handed out */
+    const char *inside;    /* inside a block, not at its start */
+    const char *not_block; /* in a segment that serves no class */
+} heap_misuse_t;
+
+static const heap_misuse_t heap_misuse_free = {"free(): double free detected",
+                                               "free(): invalid pointer (inside a block)",
+                                               "free(): invalid pointer (not an allocated block)"};
+static const heap_misuse_t heap_misuse_realloc = {"realloc(): invalid pointer (freed already)",
+                                                  "realloc(): invalid pointer (inside a block)",
+                                                  "realloc(): invalid pointer (not an allocated block)"};
+
+static void heap_check_block_as(const segment_t *s, const block_t *b, const heap_misuse_t *m) {
     if (alloc_is_block_of_shared(s, b)) return; /* also called by threads that do not own s */
     uintptr_t n = (uintptr_t)b - s->block_start;
-    if (n >= __atomic_load_n(&s->span, __ATOMIC_RELAXED) && n % s->block_size == 0)
-        alloc_report("free(): double free detected", b);
-    alloc_report("free(): invalid pointer (inside a block)", b);
+    if (n >= __atomic_load_n(&s->span, __ATOMIC_RELAXED) && n % s->block_size == 0) alloc_report(m->freed, b);
+    alloc_report(m->inside, b);
+}
+
+static void heap_check_block(const segment_t *s, const block_t *b) { heap_check_block_as(s, b, &heap_misuse_free); }
+
+/* b lies in s, which serves no class. */
+static SEGPOOL_NOINLINE void heap_not_blocks(const segment_t *s, const block_t *b, const heap_misuse_t *m) {
+    if (s->kind == SEGMENT_FREE) /* its segment went back to the pool: freed already, or never a block */
+        alloc_report(m->freed, b);
+    alloc_report(m->not_block, b);
 }
 
 /* b (in s) carries the free tag: is its link good under the slabs' key,
@@ -838,18 +860,12 @@ static void heap_kept_unserve(heap_t *h, unsigned c) {
  * cannot walk them and reports it (only a freed block's words written back
  * into it pass for that, see "Double frees"). */
 void heap_check_live(const void *p) {
-    static const char freed[] = "realloc(): invalid pointer (freed already)";
     const segment_t *s = segment_of(p);
     const block_t *b = p;
-    if (__atomic_load_n(&s->kind, __ATOMIC_RELAXED) != SEGMENT_BLOCKS)
-        alloc_report(s->kind == SEGMENT_FREE ? freed : "realloc(): invalid pointer (not an allocated block)", p);
-    if (!alloc_is_block_of_shared(s, b)) {
-        uintptr_t n = (uintptr_t)b - s->block_start;
-        if (n >= __atomic_load_n(&s->span, __ATOMIC_RELAXED) && n % s->block_size == 0) alloc_report(freed, p);
-        alloc_report("realloc(): invalid pointer (inside a block)", p);
-    }
+    if (__atomic_load_n(&s->kind, __ATOMIC_RELAXED) != SEGMENT_BLOCKS) heap_not_blocks(s, b, &heap_misuse_realloc);
+    heap_check_block_as(s, b, &heap_misuse_realloc);
     if (alloc_looks_free(b) && heap_tagged_block(s, b, alloc_owner(s) == alloc_thread_id()) != HEAP_TAGGED_LIVE)
-        alloc_report(freed, p);
+        alloc_report(heap_misuse_realloc.freed, p);
 }
 
 /* Send h's kept blocks home, with their lists (heap_collect, thread exit). */
@@ -868,13 +884,6 @@ static void heap_kept_return(heap_t *h) {
     }
 }
 
-/* b lies in s, which serves no class. */
-static SEGPOOL_NOINLINE void heap_free_not_blocks(const segment_t *s, const block_t *b) {
-    if (s->kind == SEGMENT_FREE) /* its segment went back to the pool: freed already, or never a block */
-        alloc_report("free(): double free detected", b);
-    alloc_report("free(): invalid pointer (not an allocated block)", b);
-}
-
 /* b lies in a segment this thread does not own, or in no block segment at
  * all; s is the head of its slab (alloc_free_at resolved it, and
  * heap_free_dead passes on what it was given).  Checked (see "Double
@@ -882,7 +891,7 @@ static SEGPOOL_NOINLINE void heap_free_not_blocks(const segment_t *s, const bloc
  * home. */
 void heap_free_remote(block_t *b, segment_t *s) {
     SEGPOOL_ASSERT(s->head_distance == 0);
-    if (unlikely(s->kind != SEGMENT_BLOCKS)) heap_free_not_blocks(s, b);
+    if (unlikely(s->kind != SEGMENT_BLOCKS)) heap_not_blocks(s, b, &heap_misuse_free);
     heap_check_block(s, b);
     heap_t *owner = s->heap;
     if (unlikely(alloc_looks_free(b))) {

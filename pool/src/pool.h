@@ -188,11 +188,11 @@ void segment_retain_poll(void);
 size_t segment_trim(void);           /* purge every wholly free region now; bytes given back */
 /* A finite RLIMIT_AS or RLIMIT_DATA is set. */
 int segment_space_limited(void);
-/* A glibc allocation of want bytes failed: under a finite RLIMIT_AS or
- * RLIMIT_DATA, purge the wholly free regions, and under RLIMIT_AS unmap
- * every purged one (each is reserved again when reused); 0 when something
- * went back (worth a retry). */
-int segment_release_space(size_t want);
+/* A glibc allocation failed: under a finite RLIMIT_AS or RLIMIT_DATA, purge
+ * the wholly free regions, and under RLIMIT_AS unmap every purged one (each
+ * is reserved again when reused); 0 when something went back (worth a
+ * retry). */
+int segment_release_space(void);
 /* Sums over the shards, each read under its lock (segment_counts). */
 typedef struct segment_counts_s {
     size_t out;                /* handed out, runs in the run caches not counted */

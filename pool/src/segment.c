@@ -894,8 +894,7 @@ static size_t segment_release_purged(segment_shard_t *sh, size_t want) {
 
 int segment_space_limited(void) { return os_as_limit() != UINT64_MAX || os_data_limit() != UINT64_MAX; }
 
-int segment_release_space(size_t want) {
-    (void)want;
+int segment_release_space(void) {
     if (!pool_ready() || !segment_space_limited()) return -1;
     /* The wholly free regions the pool keeps committed count against both
      * limits: purged first. */

@@ -408,10 +408,7 @@ static int df_run_cases(const char *which, int (*fn)(void *), int shim, const si
             hardening_result_t res;
             hardening_run(what, fn, &c, TIMEOUT_S, &res);
             const char *m = variant == variants - 1 && msg_last ? msg_last : msg;
-            int ok = hardening_expect_abort(what, &res, shim && check_shim, m);
-            char d[128];
-            printf("%s: %s -> %s\n", what, hardening_describe(&res, d, sizeof d), ok ? "ok" : "FAIL");
-            failures += !ok;
+            failures += !hardening_report(what, &res, hardening_expect_abort(what, &res, shim && check_shim, m));
         }
     return failures;
 }
@@ -444,19 +441,6 @@ int main(int argc, char **argv) {
     /* Sizes the supervising parent never allocates, so that b finds fresh
      * segments, across small, medium and near-segment classes. */
     static const size_t sizes[] = {48, 3000, 20000};
-    int failures = 0;
-    for (unsigned i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
-        for (int variant = 0; variant < 2; variant++) {
-            if (fn == df_never_handed_out && variant) continue;
-            df_case_t c = {sizes[i], variant};
-            char what[96];
-            snprintf(what, sizeof what, "case %s, %zu bytes, variant %d", which, c.size, variant);
-            hardening_result_t res;
-            hardening_run(what, fn, &c, TIMEOUT_S, &res);
-            int ok = hardening_expect_abort(what, &res, shim, DOUBLE_FREE_MSG);
-            char d[128];
-            printf("%s: %s -> %s\n", what, hardening_describe(&res, d, sizeof d), ok ? "ok" : "FAIL");
-            failures += !ok;
-        }
-    return failures ? 1 : 0;
+    int variants = fn == df_never_handed_out ? 1 : 2;
+    return df_run_cases(which, fn, shim, sizes, 3, variants, 1, DOUBLE_FREE_MSG, NULL) ? 1 : 0;
 }

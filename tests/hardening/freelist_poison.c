@@ -138,10 +138,7 @@ int main(int argc, char **argv) {
             snprintf(what, sizeof what, "a free block's words copied over another's, %zu-byte blocks", c.size);
             hardening_result_t res;
             hardening_run(what, poison_copy, &c, TIMEOUT_S, &res);
-            int ok = hardening_expect_abort_or_exit0(what, &res, shim, POISON_MSG);
-            char d[128];
-            printf("%s: %s -> %s\n", what, hardening_describe(&res, d, sizeof d), ok ? "ok" : "FAIL");
-            failures += !ok;
+            failures += !hardening_report(what, &res, hardening_expect_abort_or_exit0(what, &res, shim, POISON_MSG));
         }
         return failures ? 1 : 0;
     }
@@ -164,9 +161,7 @@ int main(int argc, char **argv) {
                 ok = !(WIFEXITED(res.status) && WEXITSTATUS(res.status) != 0) && !res.hung;
                 if (!ok) fprintf(stderr, "FAIL: %s\n", what);
             }
-            char d[128];
-            printf("%s: %s -> %s\n", what, hardening_describe(&res, d, sizeof d), ok ? "ok" : "FAIL");
-            failures += !ok;
+            failures += !hardening_report(what, &res, ok);
         }
     if (ran == 0) hardening_skip("no size had two adjacent blocks");
     return failures ? 1 : 0;

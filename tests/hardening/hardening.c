@@ -186,3 +186,9 @@ int hardening_expect_abort_or_exit0(const char *what, const hardening_result_t *
     if (!res->hung && WIFEXITED(res->status) && WEXITSTATUS(res->status) == 0) return 1;
     return hardening_expect_abort(what, res, shim, prefix);
 }
+
+int hardening_report(const char *what, const hardening_result_t *res, int ok) {
+    char d[128];
+    printf("%s: %s -> %s\n", what, hardening_describe(res, d, sizeof d), ok ? "ok" : "FAIL");
+    return ok;
+}

@@ -46,6 +46,9 @@ int hardening_expect_abort(const char *what, const hardening_result_t *res, int 
 int hardening_expect_abort_or_exit0(const char *what, const hardening_result_t *res, int shim,
                                     const char *prefix);
 
+/* Print "what: <how the child ended> -> ok|FAIL" and return ok. */
+int hardening_report(const char *what, const hardening_result_t *res, int ok);
+
 /* One line describing a wait status ("exited 1", "killed by SIGSEGV"). */
 const char *hardening_describe(const hardening_result_t *res, char *buf, size_t len);
 
