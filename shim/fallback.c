@@ -68,7 +68,10 @@ static void *fallback_taken(void *p) {
     return p;
 }
 
-static void *fallback_libc_malloc(size_t size) {
+/* Out of line: inlined, it made fallback_malloc, which every fast-path miss
+ * goes through to heap_alloc_slow, save two more registers (0.18
+ * instructions a pair at 1-32 KiB with 100 blocks live). */
+static SEGPOOL_NOINLINE void *fallback_libc_malloc(size_t size) {
     fallback_glibc_first();
     void *p = __libc_malloc(size);
     if (unlikely(!p) && fallback_make_room(size)) p = __libc_malloc(size);
