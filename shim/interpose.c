@@ -41,8 +41,8 @@ SHIM_EXPORT void *malloc(size_t size) {
     void *p;
     if (likely(size - 1 < HEAP_DIRECT_MAX)) { /* 1 .. 1 KiB; 0 wraps around */
         if (likely((p = alloc_pop_direct(tls_heap, (size - 1) >> 4)) != NULL)) return p;
-    } else if (size <= pool_small_max()) {
-        if (likely((p = alloc_pop(tls_heap, sizeclass_of(size))) != NULL)) return p;
+    } else if (likely(size - 1 < SIZECLASS_MAP_MAX)) { /* above the segment: SIZECLASS_NONE, never popped */
+        if (likely((p = alloc_pop(tls_heap, sizeclass_of_less_one(size - 1))) != NULL)) return p;
     }
     return fallback_malloc(size);
 }

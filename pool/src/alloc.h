@@ -4,7 +4,8 @@
  *
  * malloc: 25 instructions (gcc 12, x86-64) and one branch to a slow path:
  * load the thread's heap, find the segment of the size (for up to 1 KiB one
- * load from the heap's direct array, else through the class map), check that
+ * load from the heap's direct array, else through the class map: 9 more,
+ * with sizes above the segment mapped to a class never served), check that
  * the head of its free list lies in the segment (which also catches the end
  * of the list, NULL) and carries the free tag, pop it and decode the next
  * link.  Everything rare (empty or corrupted free list, a thread's first

@@ -144,6 +144,7 @@ void check_heap(const heap_t *h) {
     for (unsigned c = 0; c < sizeclass_count; c++)
         CHECK_THAT(check_class(h, c, &owned, &cached) + per_class[c] == h->class_segments[c]);
     for (unsigned c = sizeclass_count; c < SEGPOOL_MAX_CLASSES; c++) CHECK_THAT(h->class_segments[c] == 0);
+    CHECK_THAT(h->serving[SIZECLASS_NONE] == &segment_none); /* malloc's fast path pops it for sizes above a segment */
     CHECK_THAT(cached == h->cached_count);
     CHECK_THAT(h->cached_count <= h->cache_limit);
     CHECK_THAT(owned == h->segments_owned);

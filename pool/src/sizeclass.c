@@ -54,7 +54,7 @@ unsigned sizeclass_init(size_t segment_size, unsigned max_slab) {
     if (!SIZECLASS_SLABS) max_slab = 1;
     unsigned count = 0;
     size_t size = SIZECLASS_STEP;
-    while (size <= segment_size && count < SEGPOOL_MAX_CLASSES) {
+    while (size <= segment_size && count < SIZECLASS_NONE) {
         sizeclass_t *c = &sizeclass_table[count++];
         c->size = (uint32_t)size;
         c->slab = sizeclass_slab_for(size, segment_size, max_slab);
@@ -89,6 +89,7 @@ unsigned sizeclass_init(size_t segment_size, unsigned max_slab) {
             sizeclass_table[cls].step_last = d;
         }
     }
+    for (size_t i = segment_size / SIZECLASS_STEP + 1; i < SIZECLASS_MAP_LEN; i++) sizeclass_map[i] = SIZECLASS_NONE;
     return count;
 }
 

@@ -10,6 +10,10 @@
  * segment.
  *
  * The map from size to class is one table load: sizeclass_map[(size+15)/16].
+ * It covers every size up to the largest segment size, 1 MiB: sizes above
+ * this segment size map to SIZECLASS_NONE, a class no heap ever serves
+ * (serving[] holds segment_none for it), so malloc's fast path tests the
+ * constant 1 MiB rather than loading the pool's limit.
  */
 #ifndef SEGPOOL_SIZECLASS_H
 #define SEGPOOL_SIZECLASS_H
@@ -19,7 +23,9 @@
 
 #include "types.h"
 
-#define SIZECLASS_MAP_LEN ((((size_t)1 << SEGPOOL_MAX_SEGMENT_SHIFT) >> 4) + 1) // 65537
+#define SIZECLASS_MAP_MAX ((size_t)1 << SEGPOOL_MAX_SEGMENT_SHIFT) /* the largest size mapped */
+#define SIZECLASS_MAP_LEN ((SIZECLASS_MAP_MAX >> 4) + 1)          // 65537
+#define SIZECLASS_NONE (SEGPOOL_MAX_CLASSES - 1) /* sizes above the segment: never served */
 
 typedef struct sizeclass_s {
     uint32_t size;      /* block size */
@@ -41,6 +47,13 @@ unsigned sizeclass_init(size_t segment_size, unsigned max_slab);
 
 /* Class of a request of size bytes, size <= segment size. */
 SEGPOOL_INLINE unsigned sizeclass_of(size_t size) { return sizeclass_map[(size + 15) >> 4]; }
+
+/* The same from size - 1, for 0 <= size_less_one < SIZECLASS_MAP_MAX (the
+ * fast path has it in a register already); SIZECLASS_NONE above the
+ * segment size. */
+SEGPOOL_INLINE unsigned sizeclass_of_less_one(size_t size_less_one) {
+    return sizeclass_map[(size_less_one >> 4) + 1];
+}
 
 /* The smallest class of at least size bytes whose blocks are all aligned to
  * alignment (a power of two), or sizeclass_count when there is none. */

@@ -254,7 +254,13 @@ START_TEST(test_classes_for_each_segment_size) {
         ck_assert_msg(size <= 128 || usable * 4 <= size * 5 + 4, "size %zu got %zu", size, usable);
         memset(p, 3, usable);
         segpool_free(p);
+        ck_assert_uint_eq(sizeclass_of_less_one(size - 1), sizeclass_of(size));
     }
+    /* Above the segment, up to the map's end, the class no heap serves. */
+    for (size_t size = seg + 1; size <= SIZECLASS_MAP_MAX; size += 1 + size / 7)
+        ck_assert_uint_eq(sizeclass_of_less_one(size - 1), SIZECLASS_NONE);
+    ck_assert_uint_eq(sizeclass_of_less_one(SIZECLASS_MAP_MAX - 1), seg == SIZECLASS_MAP_MAX ? sizeclass_count - 1 : SIZECLASS_NONE);
+    ck_assert_uint_lt(sizeclass_count, SIZECLASS_NONE);
 }
 END_TEST
 
