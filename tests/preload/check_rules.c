@@ -11,7 +11,8 @@
  *   - overflow and huge requests return NULL with errno == ENOMEM
  *   - posix_memalign: EINVAL for bad alignments, *memptr untouched on failure
  *   - every aligned entry point honours every power of two from 8 to 64 KiB
- *   - malloc(0) returns unique, freeable pointers
+ *   - malloc(0) returns unique, freeable pointers, also after this thread
+ *     freed small blocks of another thread
  *   - realloc: NULL pointer, size 0, growth past one segment, shrinking,
  *     moves across the pool/libc boundary, all without losing data
  *   - blocks allocated inside glibc (strdup, getline, asprintf, ...) and
@@ -30,6 +31,7 @@
 #include <gnu/libc-version.h>
 #include <limits.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <regex.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -359,10 +361,35 @@ static int ptr_cmp(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* Blocks of 1-16 bytes that another thread allocated, freed here: under the
+ * shim this thread keeps them for its next allocations of that class, which
+ * malloc(0) and calloc(0, n) are too. */
+enum { FOREIGN_N = 8 };
+static void *foreign_blocks[FOREIGN_N];
+static void *foreign_alloc(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < FOREIGN_N; i++)
+        foreign_blocks[i] = malloc(opaque(1 + i));
+    return NULL;
+}
+
+static void free_foreign_blocks(void)
+{
+    pthread_t t;
+    if (pthread_create(&t, NULL, foreign_alloc, NULL) != 0 || pthread_join(t, NULL) != 0) {
+        CHECK(0, "could not run a thread");
+        return;
+    }
+    for (int i = 0; i < FOREIGN_N; i++)
+        free(foreign_blocks[i]);
+}
+
 static void check_malloc_zero(void)
 {
     enum { N = 1000 };
     void *p[N];
+    free_foreign_blocks(); /* before: malloc(0) once aborted with "corrupted free list" here */
     for (int i = 0; i < N; i++) {
         switch (i % 4) {
         case 0: p[i] = malloc(opaque(0)); break;
