@@ -83,10 +83,8 @@ static SEGPOOL_NOINLINE void *fallback_libc_malloc(size_t size) {
 void *fallback_malloc(size_t size) {
     stats_poll(); /* a safe point for SEGSHIM_STATS_SIGNAL: no allocator lock held */
     if (likely(size <= pool_small_max())) {
-        /* The fast path just missed, but for malloc(0), which it does not
-         * take: a pop first, as heap_alloc_slow reads a kept list that still
-         * holds blocks as corrupted. */
-        void *p = likely(size != 0) ? heap_alloc_slow(tls_heap, sizeclass_of(size)) : alloc_small(0);
+        /* the fast path just missed (or was not taken: malloc(0)) */
+        void *p = heap_alloc_slow(tls_heap, sizeclass_of(size));
         if (p) return p;
     } else if (!pool_ready() && pool_init() == 0 && size <= pool_small_max()) {
         void *p = alloc_small(size);

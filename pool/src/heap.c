@@ -967,8 +967,11 @@ void *heap_alloc_slow(heap_t *h, unsigned c) {
     if (heap_kept_serving(h, c)) {
         /* The kept list ran dry, or its head failed the fast path's check.
          * A thread that keeps blocks comes here often: the current segment
-         * serves again at once, the rest of the slow path when it runs dry. */
-        if (h->kept[c].free != NULL) alloc_report("malloc(): corrupted free list", h->kept[c].free); /* alloc_can_pop */
+         * serves again at once, the rest of the slow path when it runs dry.
+         * heap_free_head tells a head that fails the check (reported) from
+         * one the caller did not try to pop (malloc(0), which skips the
+         * fast path) or that a signal handler's free kept since it tried. */
+        if (heap_free_head(&h->kept[c]) != NULL) return alloc_take(&h->kept[c]);
         heap_kept_unserve(h, c);
         void *p = alloc_pop(h, c);
         if (p) return p;

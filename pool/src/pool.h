@@ -231,8 +231,8 @@ SEGPOOL_INLINE segment_t *segment_of(const void *p) { return segment_head(segmen
 LIST_DEFINE(segment_list, segment_t, SEGMENT_LINK_NEXT, SEGMENT_LINK_PREV)
 
 /* heap.c */
-/* A block of class cls once alloc_pop(h, cls) returned NULL (never before:
- * a kept list that still serves would read as corrupted). */
+/* A block of class cls, usually once alloc_pop(h, cls) returned NULL; a
+ * head that can pop still is popped. */
 void *heap_alloc_slow(heap_t *h, unsigned cls);
 void heap_free_slow(segment_t *s);
 void heap_free_remote(block_t *b, segment_t *s);
