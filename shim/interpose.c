@@ -227,13 +227,20 @@ SHIM_EXPORT struct mallinfo mallinfo(void) {
     return mi;
 }
 
-/* segshim's summary, then glibc's, both on stderr as glibc's. */
-SHIM_EXPORT void malloc_stats(void) {
-    SHIM_LIBC(malloc_stats);
+/* The pool's part of malloc_stats, out of line: its statistics (about 2 KB)
+ * are off the stack before glibc's part runs, which needs most of a 16 KiB
+ * one (PTHREAD_STACK_MIN) by itself. */
+static SEGPOOL_NOINLINE void shim_stats_summary(void) {
     segpool_stats_t s;
     segpool_stats_get(&s);
     fflush(stderr);
     stats_write_summary(2, &s);
+}
+
+/* segshim's summary, then glibc's, both on stderr as glibc's. */
+SHIM_EXPORT void malloc_stats(void) {
+    SHIM_LIBC(malloc_stats);
+    shim_stats_summary();
     if (libc_malloc_stats != NULL) libc_malloc_stats();
 }
 

@@ -1,6 +1,7 @@
 /*
  * introspect.c - glibc's introspection calls answer for the whole heap:
- * malloc_trim, mallinfo2, mallinfo, malloc_stats and malloc_info.
+ * malloc_trim, mallinfo2, mallinfo, malloc_stats (also on a thread's least
+ * stack) and malloc_info.
  *
  * Run under the shim (with SEGSHIM_DECAY_MS=-1, so that only malloc_trim can
  * give the pool's free regions back) and without it: what a program may rely
@@ -11,7 +12,9 @@
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
+#include <limits.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -140,6 +143,35 @@ static void test_malloc_stats(void) {
     }
 }
 
+/* malloc_stats from a thread on the least stack a thread may have: glibc's
+ * part alone needs most of it (it crashed when the shim's statistics were
+ * still on the stack under it). */
+static void *stats_on_small_stack(void *arg) {
+    (void)arg;
+    free(malloc(100));
+    malloc_stats();
+    return (void *)1;
+}
+
+static void quiet_stats_on_small_stack(void) {
+    pthread_attr_t attr;
+    pthread_t t;
+    void *rv = NULL;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, PTHREAD_STACK_MIN);
+    int rc = pthread_create(&t, &attr, stats_on_small_stack, NULL);
+    CHECK(rc == 0, "pthread_create with a %zu-byte stack: %s", (size_t)PTHREAD_STACK_MIN, strerror(rc));
+    if (rc == 0) pthread_join(t, &rv);
+    CHECK(rc != 0 || rv == (void *)1, "malloc_stats on a %zu-byte stack did not return", (size_t)PTHREAD_STACK_MIN);
+    pthread_attr_destroy(&attr);
+}
+
+static void test_malloc_stats_small_stack(void) {
+    static char out[64 * 1024];
+    capture_stderr(quiet_stats_on_small_stack, out, sizeof(out));
+    CHECK(strstr(out, "Total (incl. mmap):") != NULL, "malloc_stats on a small stack printed:\n%s", out);
+}
+
 /* Elements well nested, one root, nothing after it: enough of XML for a
  * document without text, comments or CDATA, as malloc_info's. */
 static int xml_well_formed(const char *p, char *why, size_t why_len) {
@@ -211,6 +243,7 @@ int main(void) {
     test_mallinfo();
     test_trim();
     test_malloc_stats();
+    test_malloc_stats_small_stack();
     test_malloc_info();
     if (failures != 0) fprintf(stderr, "introspect: %d check(s) failed\n", failures);
     return failures != 0;
