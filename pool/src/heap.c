@@ -531,8 +531,6 @@ static void heap_drain_remote(heap_t *h) {
     heap_remote_collect_all(h, (segment_t *)list);
 }
 
-/* b lies in s's slab: is it one of the blocks handed out?  A block past the
- * formatted part was never handed out, so freeing it is freeing a free block. */
 /* What a bad pointer is called in the report of the call it was given to. */
 typedef struct heap_misuse_s {
     const char *freed;     /* freed already, or never handed out */
@@ -547,6 +545,9 @@ static const heap_misuse_t heap_misuse_realloc = {"realloc(): invalid pointer (f
                                                   "realloc(): invalid pointer (inside a block)",
                                                   "realloc(): invalid pointer (not an allocated block)"};
 
+/* b lies in s's slab: is it one of the blocks handed out?  A block past the
+ * formatted part was never handed out, so giving it back is giving back a
+ * free block.  m names the call in the report. */
 static void heap_check_block_as(const segment_t *s, const block_t *b, const heap_misuse_t *m) {
     if (alloc_is_block_of_shared(s, b)) return; /* also called by threads that do not own s */
     uintptr_t n = (uintptr_t)b - s->block_start;
