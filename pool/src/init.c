@@ -1,16 +1,17 @@
 /*
  * init.c - start-up and exit: reads the configuration, sets up the arena,
- * the segment pool, the size classes and the heaps, registers the fork
- * handlers, prints the configuration in force when asked (SEGSHIM_VERBOSE)
- * and calls the statistics module at exit.
+ * the segment pool, the size classes and the heaps, prints the
+ * configuration in force when asked (SEGSHIM_VERBOSE), registers the fork
+ * handlers as the library loads and calls the statistics module at exit.
  *
  * The first call may come from any thread, before any constructor has run (a
  * library's constructor, the dynamic loader), or from several threads at
- * once: one thread initializes, the others wait; a call that the
- * initialization itself makes (pthread_atfork may allocate) is refused, and
- * the shim serves it from glibc.  Nothing here allocates through the pool.
+ * once: one thread initializes, the others (and a fork) wait; a call that
+ * the initialization itself makes is refused, and the shim serves it from
+ * glibc.  Nothing here allocates through the pool.
  */
 #define _GNU_SOURCE
+#include <pthread.h>
 #include <sched.h>
 #include <string.h>
 #include <unistd.h>
@@ -144,7 +145,6 @@ static int pool_setup(void) {
     pool_choose_hugepages();
     segment_retain_update();
     if (heap_init_once() != 0) return -1;
-    pthread_atfork(heap_fork_prepare, heap_fork_parent, heap_fork_child);
     if (pool.config.prefault) arena_prefault(pool_prefault_bytes());
     /* Publish: from here on pointers in the arena are ours. */
     pool.size = pool.region_count << SEGPOOL_REGION_SHIFT;
@@ -168,6 +168,24 @@ int pool_init(void) {
     }
     while ((state = atomic_load_explicit(&pool.state, memory_order_acquire)) == POOL_INITIALIZING) sched_yield();
     return state == POOL_READY ? 0 : -1;
+}
+
+/* Fork handlers are registered once, as the library loads, not by the
+ * setup.  A fork while another thread sets the pool up waits for it: the
+ * child would inherit POOL_INITIALIZING with no thread left to finish it,
+ * and its first allocation would wait for ever (test_fork_with_shards hung
+ * so under ASan, whose setup outlasts the test's 2 ms before its first
+ * fork).  Registering from inside the setup could not work with that wait:
+ * glibc holds its atfork lock while the handlers run, and pthread_atfork
+ * takes it.  The initializing thread itself (a signal handler's fork) does
+ * not wait. */
+static void pool_fork_prepare(void) {
+    while (!tls_in_init && atomic_load_explicit(&pool.state, memory_order_acquire) == POOL_INITIALIZING) sched_yield();
+    heap_fork_prepare();
+}
+
+__attribute__((constructor)) static void pool_fork_handlers_install(void) {
+    pthread_atfork(pool_fork_prepare, heap_fork_parent, heap_fork_child);
 }
 
 /* SEGSHIM_STATS: the statistics module writes them (stats_output.c). */

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -596,6 +597,59 @@ START_TEST(test_reserve_failure_shrinks_pool) {
 }
 END_TEST
 
+/* ---- fork while the pool is set up ----------------------------------------- */
+
+static void *first_malloc(void *unused) {
+    (void)unused;
+    segpool_free(segpool_malloc(64));
+    return NULL;
+}
+
+/* One process: a thread makes the first allocation (the pool's set-up) while
+ * the main thread forks as soon as it sees the set-up begin.  The child must
+ * allocate at once: the fork waits for the set-up to finish, as a child that
+ * inherited it half done would wait for ever for a thread it does not have.
+ * Exits 0 (fork made during the set-up), 1 (the set-up was over first) or
+ * with a failure code. */
+static int fork_during_setup_once(void) {
+    pthread_t t;
+    if (pthread_create(&t, NULL, first_malloc, NULL) != 0) return 2;
+    int state;
+    while ((state = atomic_load(&pool.state)) == POOL_UNINIT) {
+    }
+    pid_t pid = fork();
+    if (pid == 0) {
+        signal(SIGALRM, SIG_DFL); /* not Check's timeout handler, which kills the test */
+        alarm(20);
+        void *p = segpool_malloc(64);
+        _exit(p && atomic_load(&pool.state) == POOL_READY ? 0 : 3);
+    }
+    int status = 0;
+    if (pid < 0 || waitpid(pid, &status, 0) != pid) return 4;
+    pthread_join(t, NULL);
+    if (WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM) return 5; /* the child hung */
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return 6;
+    return state == POOL_INITIALIZING ? 0 : 1;
+}
+
+START_TEST(test_fork_during_setup) {
+    env("32K", "64M");
+    setenv("SEGSHIM_PREFAULT", "32M", 1); /* a set-up of milliseconds, not microseconds */
+    int during = 0, rounds = 0;
+    for (; rounds < 50 && during < 3; rounds++) {
+        pid_t pid = fork(); /* a process whose pool is not set up yet */
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) _exit(fork_during_setup_once());
+        int status;
+        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) <= 1,
+                      "round %d: status %#x (5: the child of a fork during the set-up hung)", rounds, status);
+        during += WEXITSTATUS(status) == 0;
+    }
+    ck_assert_msg(during > 0, "no fork landed during the set-up in %d rounds", rounds);
+}
+END_TEST
+
 static Suite *pool_suite(void) {
     Suite *s = suite_create("pool");
     TCase *core = tcase_create("core");
@@ -608,6 +662,7 @@ static Suite *pool_suite(void) {
     tcase_add_test(core, test_local_timeout_honoured);
     tcase_add_test(core, test_local_waiter_woken_by_recycle);
     tcase_add_test(core, test_local_destroy_returns_everything);
+    tcase_add_test(core, test_fork_during_setup);
     suite_add_tcase(s, core);
 
     TCase *limits = tcase_create("limits");
