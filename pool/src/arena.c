@@ -36,6 +36,7 @@
 #include <stdatomic.h>
 #include <string.h>
 
+#include "lock.h"
 #include "os.h"
 #include "pool.h"
 
@@ -72,9 +73,9 @@ static void arena_set_claim_count(size_t count) {
 /* A commit of kind failed: new regions get kind at best from now on.
  * Commits run concurrently: the first to degrade the mode names the reason. */
 static void arena_degrade(page_kind_t kind, const char *why) {
-    pthread_mutex_lock(&pool.arena_lock);
+    lock_acquire(&pool.arena_lock);
     if (arena_page_kind() > kind) arena_set_page_kind(kind, why);
-    pthread_mutex_unlock(&pool.arena_lock);
+    lock_release(&pool.arena_lock);
 }
 
 /* Under a finite RLIMIT_AS the arena starts small and grows in pieces, placed
@@ -201,7 +202,7 @@ int arena_give_back(size_t want) {
     uint64_t limit = os_as_limit();
     if (limit == UINT64_MAX || want > limit) return -1;
     int rc = -1;
-    pthread_mutex_lock(&pool.arena_lock);
+    lock_acquire(&pool.arena_lock);
     /* No region can be claimed from here on: the count is set to the fresh
      * index, in the word claims compare against. */
     uint64_t claim = atomic_load(&pool.regions_claim);
@@ -222,7 +223,7 @@ int arena_give_back(size_t want) {
         }
     }
     arena_set_claim_count(pool.region_count);
-    pthread_mutex_unlock(&pool.arena_lock);
+    lock_release(&pool.arena_lock);
     return rc;
 }
 

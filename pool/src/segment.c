@@ -573,10 +573,10 @@ static region_t *segment_claim_fresh(void) {
             segment_move_end();
             continue;
         }
-        pthread_mutex_lock(&pool.arena_lock);
+        lock_acquire(&pool.arena_lock);
         claim = atomic_load_explicit(&pool.regions_claim, memory_order_acquire);
         int grown = pool_claim_fresh(claim) < pool_claim_count(claim) || arena_grow_locked() == 0;
-        pthread_mutex_unlock(&pool.arena_lock);
+        lock_release(&pool.arena_lock);
         if (!grown) return NULL;
         claim = atomic_load_explicit(&pool.regions_claim, memory_order_acquire);
     }
