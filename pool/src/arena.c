@@ -195,6 +195,7 @@ static void arena_release_tail_locked(size_t keep, size_t spare) {
     if (pool.region_limit > keep + spare) pool.region_limit = keep + spare;
     __atomic_store_n(&pool.size, keep << SEGPOOL_REGION_SHIFT, __ATOMIC_RELEASE);
     os_release((void *)(pool.base + (keep << SEGPOOL_REGION_SHIFT)), (old - keep) << SEGPOOL_REGION_SHIFT);
+    segment_tables_release(pool.region_limit);
 }
 
 int arena_give_back(size_t want) {
@@ -211,14 +212,18 @@ int arena_give_back(size_t want) {
     }
     size_t keep = pool_claim_fresh(claim);
     if (keep < pool.region_count) {
-        uint64_t tail = (uint64_t)(pool.region_count - keep) << SEGPOOL_REGION_SHIFT;
+        /* The tail: its regions, and the side tables' entries for every
+         * region past keep, up to the most the arena could have grown to. */
+        size_t per_region = SEGPOOL_REGION_SIZE + segment_tables_per_region();
+        uint64_t tail = ((uint64_t)(pool.region_count - keep) << SEGPOOL_REGION_SHIFT) +
+                        (uint64_t)(pool.region_max - keep) * segment_tables_per_region();
         uint64_t vm = os_vm_size();
         uint64_t rest = vm - (vm < tail ? vm : tail); /* in use once the tail is gone */
         /* Only when the limit is what stopped glibc, and the tail is what it
          * lacks: otherwise the pool would lose its room for nothing.  Without
          * /proc (vm 0) that cannot be told: give it back. */
         if (vm == 0 || (vm > limit - want && rest <= limit - want)) {
-            arena_release_tail_locked(keep, (size_t)((limit - want - rest) >> SEGPOOL_REGION_SHIFT));
+            arena_release_tail_locked(keep, (size_t)((limit - want - rest) / per_region));
             rc = 0;
         }
     }

@@ -50,6 +50,15 @@ void os_touch(void *addr, size_t size);
 
 /* Zeroed, writable, uncharged memory for metadata; NULL on failure. */
 void *os_alloc_meta(size_t size);
+/* Zeroed metadata mapped read-only, so that RLIMIT_DATA does not count it
+ * until os_commit_meta makes a part of it writable; NULL on failure. */
+void *os_reserve_meta(size_t size);
+/* Make the pages holding [addr, addr + size) of such metadata writable: 0,
+ * or -1 (RLIMIT_DATA reached).  Pages already writable stay as they are. */
+int os_commit_meta(void *addr, size_t size);
+/* Unmap the whole pages of such metadata within [addr, addr + size), which
+ * must end where its mapping does. */
+void os_release_meta(void *addr, size_t size);
 
 /* Facts about the machine. */
 size_t os_page_size(void);

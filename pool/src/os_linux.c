@@ -137,15 +137,34 @@ void os_touch(void *addr, size_t size) {
     errno = saved;
 }
 
-void *os_alloc_meta(size_t size) {
+static void *os_map_meta(size_t size, int prot) {
     int saved = errno;
     void *p = NULL;
     if (!os_injected(OS_META)) {
-        p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        p = mmap(NULL, size, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
         if (p == MAP_FAILED) p = NULL;
     }
     errno = saved;
     return p;
+}
+
+void *os_alloc_meta(size_t size) { return os_map_meta(size, PROT_READ | PROT_WRITE); }
+
+void *os_reserve_meta(size_t size) { return os_map_meta(size, PROT_READ); }
+
+int os_commit_meta(void *addr, size_t size) {
+    uintptr_t page = os_page_size(), start = (uintptr_t)addr & ~(page - 1);
+    uintptr_t end = ((uintptr_t)addr + size + page - 1) & ~(page - 1);
+    int saved = errno;
+    int rc = mprotect((void *)start, end - start, PROT_READ | PROT_WRITE);
+    errno = saved;
+    return rc == 0 ? 0 : -1;
+}
+
+void os_release_meta(void *addr, size_t size) {
+    uintptr_t page = os_page_size(), start = ((uintptr_t)addr + page - 1) & ~(page - 1);
+    uintptr_t end = (uintptr_t)addr + size;
+    if (start < end) os_release((void *)start, end - start); /* munmap takes the last part-page */
 }
 
 /* ---- Facts ------------------------------------------------------------------ */

@@ -177,6 +177,11 @@ SEGPOOL_INLINE size_t pool_regions_fresh(void) {
  * contiguous and within one region; count is 1 except for slabs.  The shard
  * is the calling thread's CPU's (segment_shard_pin overrides it). */
 int segment_pool_init(void);
+/* The arena will never hold more than regions regions: the side tables'
+ * entries past them go back (arena.c, as it gives up address space). */
+void segment_tables_release(size_t regions);
+/* The side tables' bytes for one region's segments. */
+size_t segment_tables_per_region(void);
 segment_t *segment_request(unsigned count, int huge); /* huge: from a huge region (POOL_REGION_HUGE) */
 void segment_recycle(segment_t *s, unsigned count);
 /* Give back the wholly free regions past the budget or the decay time. */

@@ -418,8 +418,10 @@ static unsigned segment_shard_count(void) {
 
 int segment_pool_init(void) {
     pool.capacity = pool.region_count * pool.region_segments;
-    pool.segments = os_alloc_meta(pool.capacity * sizeof(segment_t));
-    pool.links = os_alloc_meta(pool.capacity * sizeof(segment_link_t));
+    /* Sized for the whole arena, writable region by region as regions are
+     * first claimed (segment_tables_commit). */
+    pool.segments = os_reserve_meta(pool.capacity * sizeof(segment_t));
+    pool.links = os_reserve_meta(pool.capacity * sizeof(segment_link_t));
     pool.regions = os_alloc_meta(pool.region_count * sizeof(region_t));
     pool.shard_count = segment_shard_count();
     pool.shards = os_alloc_meta(pool.shard_count * sizeof(segment_shard_t));
@@ -553,6 +555,27 @@ static segment_t *segment_commit_adopt(segment_shard_t *home, region_t *r, unsig
     return segment_adopt(home, r, count);
 }
 
+/* The side tables' entries for region i, writable.  The tables are mapped
+ * read-only (zeros) for the whole arena and count against RLIMIT_DATA only
+ * once written: a program that lowers its limit after start-up keeps it for
+ * its own memory, as under glibc.  Done before the claim that may take i (a
+ * lost race leaves them writable for the next); making writable pages
+ * writable again changes nothing, so no lock is needed. */
+static int segment_tables_commit(size_t i) {
+    size_t first = i * pool.region_segments, n = pool.region_segments;
+    if (os_commit_meta(&pool.segments[first], n * sizeof(segment_t)) != 0) return -1;
+    return os_commit_meta(&pool.links[first], n * sizeof(segment_link_t));
+}
+
+size_t segment_tables_per_region(void) { return pool.region_segments * (sizeof(segment_t) + sizeof(segment_link_t)); }
+
+void segment_tables_release(size_t regions) {
+    if (regions >= pool.region_max) return;
+    size_t first = regions * pool.region_segments, rest = pool.capacity - first;
+    os_release_meta(&pool.segments[first], rest * sizeof(segment_t));
+    os_release_meta(&pool.links[first], rest * sizeof(segment_link_t));
+}
+
 /* Claim a never-used region, with no lock: a compare-and-swap on the fresh
  * index, bounded by the region count in the same word.  When none is left the
  * arena may grow (under a finite RLIMIT_AS), under pool.arena_lock.  The move
@@ -562,6 +585,7 @@ static region_t *segment_claim_fresh(void) {
     for (;;) {
         size_t fresh = pool_claim_fresh(claim), count = pool_claim_count(claim);
         if (fresh < count) {
+            if (segment_tables_commit(fresh) != 0) return NULL;
             segment_move_start();
             if (atomic_compare_exchange_weak_explicit(&pool.regions_claim, &claim, pool_claim_make(fresh + 1, count),
                                                       memory_order_acq_rel, memory_order_acquire)) {

@@ -3,8 +3,9 @@
  * capping itself) holds under the shim as under glibc.
  *
  * The child (`lowered run`) sets its own limit to the address space it uses
- * now plus 200 MiB, counting only accessible mappings (the shim's arena is a
- * PROT_NONE reservation, not memory in use; glibc has none worth counting),
+ * now plus 200 MiB, counting only mappings in use (the shim's arena is a
+ * PROT_NONE reservation and its side tables are read-only zeros until used;
+ * glibc has none worth counting),
  * then allocates 1 KiB blocks, pool-served under the shim, until malloc
  * fails.  It must fail (no crash) with NULL and errno ENOMEM, after at least
  * 150 MiB and at most 250 MiB.  The child gives up at 600 MiB, so that a
@@ -18,15 +19,19 @@
 #define ROOM (200 * LIMITS_MIB)
 #define GIVE_UP (600 * LIMITS_MIB)
 
-/* Bytes of mappings that can be accessed (all but PROT_NONE ones). */
+/* Bytes of mappings in use: all but PROT_NONE ones and read-only anonymous
+ * ones (the shim's side tables, zeros until a region is first used). */
 static uint64_t accessible_bytes(void) {
     FILE *f = fopen("/proc/self/maps", "r");
     if (!f) return 0;
     char line[512], perm[8];
-    unsigned long start, end;
+    unsigned long start, end, inode;
     uint64_t total = 0;
-    while (fgets(line, sizeof line, f))
-        if (sscanf(line, "%lx-%lx %7s", &start, &end, perm) == 3 && strcmp(perm, "---p") != 0) total += end - start;
+    while (fgets(line, sizeof line, f)) {
+        if (sscanf(line, "%lx-%lx %7s %*s %*s %lu", &start, &end, perm, &inode) != 4) continue;
+        if (strcmp(perm, "---p") == 0 || (strcmp(perm, "r--p") == 0 && inode == 0)) continue;
+        total += end - start;
+    }
     fclose(f);
     return total;
 }
