@@ -79,6 +79,9 @@ typedef struct pool_s {
     pthread_mutex_t arena_lock;
     size_t retain_regions;         /* wholly free regions kept, all shards (segment_retain_update) */
     uint64_t retain_checked_ms;    /* when the budget was last read */
+    size_t retain_raised;          /* regions added to the budget by repeated bursts (segment_retain_raise) */
+    uint64_t retain_raised_ms;     /* when it was last raised */
+    size_t retain_room;            /* the budget's cap in regions: a sixteenth of the memory available */
     /* Region events, rare: atomic read-modify-writes. */
     size_t regions_committed, regions_peak;
     uint64_t regions_purged;

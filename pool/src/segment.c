@@ -356,6 +356,7 @@ static int segment_purge_locked(segment_shard_t *sh, region_t *r) {
         segment_region_insert_locked(sh, r); /* with a new timestamp */
     } else {
         r->state = REGION_PURGED;
+        r->freed_at_ms = os_now_ms(); /* on the purged stack: when it went back (segment_retain_raise) */
         segment_committed_add(-1);
         region_list_push(&sh->purged, r);
         __atomic_add_fetch(&pool.regions_purged, 1, __ATOMIC_RELAXED);
@@ -536,8 +537,11 @@ static segment_t *segment_adopt(segment_shard_t *home, region_t *r, unsigned cou
  * lock held, then serve the request from it in home.  If the commit fails, r
  * goes on home's purged stack, to be tried again later (unless it is lost:
  * an unmapped region whose place another mapping took); NULL. */
+static void segment_retain_raise(const region_t *r);
+
 static segment_t *segment_commit_adopt(segment_shard_t *home, region_t *r, unsigned count, unsigned kind) {
     r->huge_wanted = (uint8_t)kind;
+    if (r->state == REGION_COMMITTING) segment_retain_raise(r); /* a purged one (segment_pop_purged_locked) */
     if (r->state != REGION_COMMITTED) { /* prefaulted fresh regions are */
         r->state = REGION_COMMITTING;
         if (arena_commit_region(r) != 0) {
@@ -695,11 +699,38 @@ segment_t *segment_request(unsigned count, int huge) {
 #define SEGMENT_RETAIN_RECHECK_MS 100
 
 void segment_retain_update(void) {
-    uint64_t retain = (uint64_t)pool.config.retain, room = os_available_memory() / 16;
+    uint64_t now = os_now_ms();
+    size_t room = (size_t)((os_available_memory() / 16) >> SEGPOOL_REGION_SHIFT);
+    size_t retain = (size_t)((uint64_t)pool.config.retain >> SEGPOOL_REGION_SHIFT);
+    size_t raised = __atomic_load_n(&pool.retain_raised, __ATOMIC_RELAXED);
+    if (raised && now - __atomic_load_n(&pool.retain_raised_ms, __ATOMIC_RELAXED) >= (uint64_t)pool.config.decay_ms)
+        __atomic_store_n(&pool.retain_raised, raised = 0, __ATOMIC_RELAXED); /* the bursts stopped */
+    retain += raised;
     if (retain > room) retain = room;
     if (pool.config.decay_ms == 0) retain = 0;
-    __atomic_store_n(&pool.retain_regions, (size_t)(retain >> SEGPOOL_REGION_SHIFT), __ATOMIC_RELAXED);
-    __atomic_store_n(&pool.retain_checked_ms, os_now_ms(), __ATOMIC_RELAXED);
+    __atomic_store_n(&pool.retain_room, room, __ATOMIC_RELAXED);
+    __atomic_store_n(&pool.retain_regions, retain, __ATOMIC_RELAXED);
+    __atomic_store_n(&pool.retain_checked_ms, now, __ATOMIC_RELAXED);
+}
+
+/* Repeated bursts.  A region given back and committed again within the decay
+ * time was given back for nothing: a program that allocates and frees more
+ * than the budget, again and again, would fault every page of its bursts in
+ * anew each time (3-5x glibc's time).  Each such commit raises the budget by
+ * one region, up to its cap; the raise lapses once no commit has needed it
+ * for the decay time (segment_retain_update), after which what the last
+ * burst left goes back as the decay gives it back.  Not with SEGSHIM_RETAIN=0
+ * or SEGSHIM_DECAY_MS=0 (keep nothing) nor -1 (nothing goes back anyway). */
+static void segment_retain_raise(const region_t *r) {
+    int64_t decay = pool.config.decay_ms;
+    if (pool.config.retain == 0 || decay <= 0) return;
+    uint64_t now = os_now_ms();
+    if (now - r->freed_at_ms >= (uint64_t)decay) return;
+    __atomic_store_n(&pool.retain_raised_ms, now, __ATOMIC_RELAXED);
+    size_t budget = __atomic_load_n(&pool.retain_regions, __ATOMIC_RELAXED);
+    if (budget >= __atomic_load_n(&pool.retain_room, __ATOMIC_RELAXED)) return;
+    __atomic_add_fetch(&pool.retain_raised, 1, __ATOMIC_RELAXED);
+    __atomic_store_n(&pool.retain_regions, budget + 1, __ATOMIC_RELAXED);
 }
 
 static int segment_retain_stale(void) {

@@ -418,6 +418,36 @@ START_TEST(test_retain_budget_returns_at_once) {
 }
 END_TEST
 
+/* Bursts past SEGSHIM_RETAIN, again and again: the regions the first burst
+ * gave back and the next committed again raise the budget, so that later
+ * bursts keep their regions instead of faulting them in each time. */
+START_TEST(test_retain_raised_by_repeated_bursts) {
+    env("32K", "64M");
+    setenv("SEGSHIM_DECAY_MS", "3600000", 1);
+    setenv("SEGSHIM_RETAIN", "4M", 1); /* two regions */
+    size_t per = segpool_capacity() / 32, total = per * 5;
+    void **segs = calloc(total, sizeof *segs);
+    unsigned long long purged_before = 0, purged[4];
+    for (int burst = 0; burst < 4; burst++) {
+        for (size_t i = 0; i < total; i++) {
+            segs[i] = segpool_segment_request();
+            ck_assert_ptr_nonnull(segs[i]);
+            memset(segs[i], burst, segpool_segment_size());
+        }
+        for (size_t i = 0; i < total; i++) segpool_segment_recycle(segs[i]);
+        segpool_stats_t st;
+        segpool_stats_get(&st);
+        purged[burst] = st.regions_purged - purged_before;
+        purged_before = st.regions_purged;
+    }
+    fprintf(stderr, "retain 4M, bursts of 5 regions: %llu, %llu, %llu, %llu purged\n", purged[0], purged[1],
+            purged[2], purged[3]);
+    ck_assert_uint_ge(purged[0], 3);
+    ck_assert_uint_eq(purged[3], 0);
+    free(segs);
+}
+END_TEST
+
 START_TEST(test_decay_never_keeps_regions) {
     env("32K", "64M");
     setenv("SEGSHIM_DECAY_MS", "-1", 1);
@@ -676,6 +706,7 @@ static Suite *pool_suite(void) {
     tcase_add_test(limits, test_decay_returns_whole_regions);
     tcase_add_test(limits, test_decay_never_keeps_regions);
     tcase_add_test(limits, test_retain_budget_returns_at_once);
+    tcase_add_test(limits, test_retain_raised_by_repeated_bursts);
     tcase_add_test(limits, test_prefault_commits_up_front);
     suite_add_tcase(s, limits);
 
