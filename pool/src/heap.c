@@ -1239,7 +1239,7 @@ void heap_fork_child(void) {
             heap_dead_collect(h); /* segments a parent thread queued on it */
         }
     }
-    pool.heaps_live = live;
+    __atomic_store_n(&pool.heaps_live, live, __ATOMIC_RELAXED); /* atomic like its other writes */
     if (self != &heap_none) heap_drain_remote(self);
     /* Walk the side table, not the heaps' lists (an orphan's may have been
      * caught mid-update):

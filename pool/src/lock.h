@@ -8,6 +8,11 @@
  * thread keeps the few locks it holds (at most LOCK_HELD_MAX: the deepest
  * nesting is pool.heaps_lock -> heap lock -> a pool shard's lock); taking one of them
  * again aborts with "segshim: malloc(): re-entered from a signal handler".
+ * A lock is in the set from before it is taken to after it is released
+ * (lock_note_held): a handler that lands between the mutex call and the
+ * bookkeeping found the set without it and waited for ever (a 100 us
+ * SIGALRM did so once in CI, hardening.signal_reentry).  So a handler that
+ * interrupts its thread while it waits for the lock aborts too.
  * Only slow paths take locks, so the bookkeeping costs the fast paths nothing.
  *
  * The fork handlers (heap.c) take and reset the locks directly: in the child
@@ -33,9 +38,34 @@ SEGPOOL_COLD __attribute__((noreturn)) void lock_reentered(pthread_mutex_t *m);
 
 /* lock_count_t, the counters of a lock or a family of locks: types.h. */
 
+/* m joins the set before the mutex is taken and leaves it only after it is
+ * released, so that the set is a superset of the mutexes the thread holds
+ * at every instruction: a signal handler that interrupts the thread anywhere
+ * in lock_acquire or lock_release finds m and aborts rather than waiting on
+ * it for ever.  The slot is reserved (count) before it is written and
+ * cleared on removal, so that a handler's own acquire and release, which use
+ * the slots above count and give them back, never overwrite it. */
 static inline void lock_note_held(lock_held_t *t, pthread_mutex_t *m) {
-    if (t->count < LOCK_HELD_MAX) t->held[t->count] = m;
-    t->count++;
+    unsigned i = t->count;
+    t->count = i + 1;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    if (i < LOCK_HELD_MAX) t->held[i] = m;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+}
+
+static inline void lock_forget_held(lock_held_t *t, pthread_mutex_t *m) {
+    unsigned n = t->count < LOCK_HELD_MAX ? t->count : LOCK_HELD_MAX;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    for (unsigned i = n; i-- > 0;) {
+        if (t->held[i] == m) {
+            t->held[i] = t->held[n - 1]; /* there twice for a moment: still a superset */
+            __atomic_signal_fence(__ATOMIC_SEQ_CST);
+            t->held[n - 1] = NULL;
+            break;
+        }
+    }
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    t->count--;
 }
 
 /* Take m, counting in c (NULL: not counted).  A trylock first tells a
@@ -44,13 +74,13 @@ static inline void lock_acquire_counted(pthread_mutex_t *m, lock_count_t *c) {
     lock_held_t *t = &tls_locks_held;
     for (unsigned i = 0; i < t->count && i < LOCK_HELD_MAX; i++)
         if (unlikely(t->held[i] == m)) lock_reentered(m);
+    lock_note_held(t, m); /* first: see lock_note_held */
     int contended = pthread_mutex_trylock(m) != 0;
     if (contended) pthread_mutex_lock(m);
     if (c) {
         c->acquired++;
         c->contended += (uint64_t)contended;
     }
-    lock_note_held(t, m);
 }
 
 static inline void lock_acquire(pthread_mutex_t *m) { lock_acquire_counted(m, NULL); }
@@ -61,24 +91,20 @@ static inline int lock_try_counted(pthread_mutex_t *m, lock_count_t *c) {
     lock_held_t *t = &tls_locks_held;
     for (unsigned i = 0; i < t->count && i < LOCK_HELD_MAX; i++)
         if (t->held[i] == m) return 0;
-    if (pthread_mutex_trylock(m) != 0) return 0;
-    if (c) c->acquired++;
     lock_note_held(t, m);
+    if (pthread_mutex_trylock(m) != 0) {
+        lock_forget_held(t, m);
+        return 0;
+    }
+    if (c) c->acquired++;
     return 1;
 }
 
 static inline void lock_release(pthread_mutex_t *m) {
-    lock_held_t *t = &tls_locks_held;
-    /* Locks are released in any order: drop m from the set. */
-    unsigned n = t->count < LOCK_HELD_MAX ? t->count : LOCK_HELD_MAX;
-    for (unsigned i = n; i-- > 0;) {
-        if (t->held[i] == m) {
-            t->held[i] = t->held[n - 1];
-            break;
-        }
-    }
-    t->count--;
+    /* Unlocked first, forgotten after (see lock_note_held); locks are
+     * released in any order. */
     pthread_mutex_unlock(m);
+    lock_forget_held(&tls_locks_held, m);
 }
 
 /* The calling thread holds no allocator lock (the child of fork starts so). */

@@ -170,12 +170,14 @@ void os_release_meta(void *addr, size_t size) {
 /* ---- Facts ------------------------------------------------------------------ */
 
 size_t os_page_size(void) {
-    static size_t page;
-    if (!page) {
+    static size_t page; /* threads may race to fill it, with the same value */
+    size_t p = __atomic_load_n(&page, __ATOMIC_RELAXED);
+    if (!p) {
         long v = sysconf(_SC_PAGESIZE);
-        page = v > 0 ? (size_t)v : 4096;
+        p = v > 0 ? (size_t)v : 4096;
+        __atomic_store_n(&page, p, __ATOMIC_RELAXED);
     }
-    return page;
+    return p;
 }
 
 uint64_t os_physical_memory(void) {

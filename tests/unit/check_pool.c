@@ -14,11 +14,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "expect_abort.h"
+#include "lock.h"
 #include "os.h"
 #include "pool.h"
 #include "segpool.h"
@@ -425,6 +427,7 @@ START_TEST(test_retain_raised_by_repeated_bursts) {
     env("32K", "64M");
     setenv("SEGSHIM_DECAY_MS", "3600000", 1);
     setenv("SEGSHIM_RETAIN", "4M", 1); /* two regions */
+    segment_shard_pin(0); /* every burst from the shard that holds the purged regions */
     size_t per = segpool_capacity() / 32, total = per * 5;
     void **segs = calloc(total, sizeof *segs);
     unsigned long long purged_before = 0, purged[4];
@@ -673,10 +676,45 @@ START_TEST(test_fork_during_setup) {
         int status;
         ck_assert_int_eq(waitpid(pid, &status, 0), pid);
         ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) <= 1,
-                      "round %d: status %#x (5: the child of a fork during the set-up hung)", rounds, status);
+                      "round %d: status %#x (exit 5: the child of a fork during the set-up hung; 6: it failed)",
+                      rounds, status);
         during += WEXITSTATUS(status) == 0;
     }
     ck_assert_msg(during > 0, "no fork landed during the set-up in %d rounds", rounds);
+}
+END_TEST
+
+/* ---- a signal handler that takes a lock its thread holds ------------------- */
+
+static pthread_mutex_t gap_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void gap_handler(int sig) {
+    (void)sig;
+    lock_acquire(&gap_lock);
+    lock_release(&gap_lock);
+}
+
+/* The thread takes and releases the lock for ever under a 50 us timer whose
+ * handler takes it too: the handler must abort as soon as it lands while the
+ * thread holds the lock or is taking or releasing it.  A handler that landed
+ * between the mutex call and the held-set bookkeeping waited for ever (the
+ * test then times out). */
+static void lock_loop_under_timer(void *unused) {
+    (void)unused;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = gap_handler;
+    sigaction(SIGALRM, &sa, NULL);
+    struct itimerval it = {{0, 50}, {0, 50}};
+    setitimer(ITIMER_REAL, &it, NULL);
+    for (;;) {
+        lock_acquire(&gap_lock);
+        lock_release(&gap_lock);
+    }
+}
+
+START_TEST(test_handler_taking_a_held_lock_aborts) {
+    expect_abort(lock_loop_under_timer, NULL, "segshim: malloc(): re-entered from a signal handler");
 }
 END_TEST
 
@@ -715,6 +753,7 @@ static Suite *pool_suite(void) {
     tcase_add_test(errors, test_recycle_misuse_aborts);
     tcase_add_test(errors, test_commit_failure_is_exhaustion);
     tcase_add_test(errors, test_reserve_failure_shrinks_pool);
+    tcase_add_test(errors, test_handler_taking_a_held_lock_aborts);
     suite_add_tcase(s, errors);
     return s;
 }
