@@ -242,10 +242,21 @@ START_TEST(test_slab_classes_waste_little) {
 END_TEST
 
 START_TEST(test_classes_for_each_segment_size) {
-    const char *sizes[] = {"4K", "8K", "64K", "256K", "1M"};
+    const char *sizes[] = {"4K", "8K", "32K", "64K", "256K", "1M"};
     setenv("SEGSHIM_SEGMENT_SIZE", sizes[_i], 1);
     size_t seg = segpool_segment_size();
     ck_assert_uint_eq(sizeclass_table[sizeclass_count - 1].size, seg);
+    /* A region filled with one class's slabs leaves at most 1/16 unused
+     * (slab tails, segments too few for one more slab), where a region
+     * holds at least 8 segments. */
+    size_t per_region = SEGPOOL_REGION_SIZE / seg;
+    for (unsigned c = 0; c < sizeclass_count && per_region >= 8; c++) {
+        const sizeclass_t *k = &sizeclass_table[c];
+        size_t slab = (size_t)k->slab * seg;
+        size_t unused = per_region / k->slab * (slab - (size_t)k->capacity * k->size) + per_region % k->slab * seg;
+        ck_assert_msg(unused * 16 <= SEGPOOL_REGION_SIZE, "segment %zu, class %u (%u B, slab of %u): %zu B of a region unused",
+                      seg, c, k->size, k->slab, unused);
+    }
     for (size_t size = 1; size <= seg; size += 1 + size / 7) {
         void *p = segpool_malloc(size);
         ck_assert_ptr_nonnull(p);
@@ -536,7 +547,7 @@ static Suite *alloc_suite(void) {
     TCase *limits = tcase_create("limits");
     tcase_add_checked_fixture(limits, setup, NULL);
     tcase_add_test(limits, test_slab_classes_waste_little);
-    tcase_add_loop_test(limits, test_classes_for_each_segment_size, 0, 5);
+    tcase_add_loop_test(limits, test_classes_for_each_segment_size, 0, 6);
     suite_add_tcase(s, limits);
 
     TCase *errors = tcase_create("errors");
