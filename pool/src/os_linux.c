@@ -80,12 +80,14 @@ int os_release(void *addr, size_t size) {
     return rc == 0 ? 0 : -1;
 }
 
-int os_commit(void *addr, size_t size) {
+static int os_protect_rw(void *addr, size_t size) {
     int saved = errno;
-    int rc = os_injected(OS_COMMIT) ? -1 : mprotect(addr, size, PROT_READ | PROT_WRITE);
+    int rc = mprotect(addr, size, PROT_READ | PROT_WRITE);
     errno = saved;
     return rc == 0 ? 0 : -1;
 }
+
+int os_commit(void *addr, size_t size) { return os_injected(OS_COMMIT) ? -1 : os_protect_rw(addr, size); }
 
 int os_commit_hugetlb(void *addr, size_t size) {
     int saved = errno, rc = -1;
@@ -155,10 +157,7 @@ void *os_reserve_meta(size_t size) { return os_map_meta(size, PROT_READ); }
 int os_commit_meta(void *addr, size_t size) {
     uintptr_t page = os_page_size(), start = (uintptr_t)addr & ~(page - 1);
     uintptr_t end = ((uintptr_t)addr + size + page - 1) & ~(page - 1);
-    int saved = errno;
-    int rc = mprotect((void *)start, end - start, PROT_READ | PROT_WRITE);
-    errno = saved;
-    return rc == 0 ? 0 : -1;
+    return os_protect_rw((void *)start, end - start);
 }
 
 void os_release_meta(void *addr, size_t size) {
