@@ -50,16 +50,17 @@ static void check_segment(const heap_t *h, const segment_t *s, unsigned c) {
     CHECK_THAT(s->heap == h);
     CHECK_THAT(s->class_index == c);
     CHECK_THAT(s->head_distance == 0);
-    CHECK_THAT(s->slab_count == cls->slab);
+    CHECK_THAT(s->slab_count == cls->slab || (s->slab_count % cls->slab_first == 0 && s->slab_count < cls->slab));
+    CHECK_THAT(s->capacity == ((size_t)s->slab_count << pool.segment_shift) / cls->size);
     CHECK_THAT(s->block_size == cls->size);
     CHECK_THAT(alloc_owner(s) == h->owner_tp);
     CHECK_THAT(s->block_start == (uintptr_t)segment_address(segment_index(s)));
-    for (unsigned i = 1; i < cls->slab; i++) {
+    for (unsigned i = 1; i < s->slab_count; i++) {
         CHECK_THAT(s[i].kind == SEGMENT_SLAB_TAIL);
         CHECK_THAT(segment_slab_offset(&s[i]) == i);
     }
     size_t span = __atomic_load_n(&s->span, __ATOMIC_RELAXED);
-    CHECK_THAT(span <= (size_t)cls->capacity * cls->size);
+    CHECK_THAT(span <= (size_t)s->capacity * cls->size);
     CHECK_THAT(span % cls->size == 0);
     size_t formatted = span / cls->size, on_list = 0;
     CHECK_THAT(s->block_limit == formatted * cls->div_step);
@@ -87,7 +88,7 @@ static uint64_t check_full_list(const heap_t *h, uint32_t per_class[]) {
         check_segment(h, s, s->class_index);
         CHECK_THAT((s->used & (SEGMENT_FULL | SEGMENT_CURRENT)) == SEGMENT_FULL);
         CHECK_THAT(s->free == NULL);
-        CHECK_THAT(s->span == (size_t)sizeclass_table[s->class_index].capacity * s->block_size);
+        CHECK_THAT(s->span == (size_t)s->capacity * s->block_size);
         per_class[s->class_index]++;
         owned += s->slab_count;
     }
@@ -120,7 +121,7 @@ static uint32_t check_class(const heap_t *h, unsigned c, uint64_t *owned, uint64
         CHECK_THAT(check_link(s)->prev == prev);
         check_segment(h, s, c);
         CHECK_THAT((s->used & ~SEGMENT_LIVE_MASK) == 0);
-        CHECK_THAT(s->used > 0 && s->used < sizeclass_table[c].capacity);
+        CHECK_THAT(s->used > 0 && s->used < s->capacity);
         found++;
         *owned += s->slab_count;
     }

@@ -169,9 +169,7 @@ static void heap_segment_unclass(heap_t *h, segment_t *s) {
  * block is tagged free, so that a free of a block never handed out is caught
  * like a double free; blocks past the formatted part fail alloc_is_block_of.
  * Returns 0 when the slab is formatted whole. */
-static size_t heap_segment_whole(const segment_t *s) {
-    return (size_t)sizeclass_table[s->class_index].capacity * s->block_size;
-}
+static size_t heap_segment_whole(const segment_t *s) { return (size_t)s->capacity * s->block_size; }
 
 /* s's formatted part becomes span bytes: span, and block_limit with it
  * (alloc_is_block_of), both read by remote frees. */
@@ -203,11 +201,11 @@ static int heap_segment_extend(segment_t *s) {
     return 1;
 }
 
-/* Format s (count segments) for class c, owned by h. */
-static void heap_segment_format(heap_t *h, segment_t *s, unsigned c) {
+/* Format s, a run of slab segments, for class c, owned by h. */
+static void heap_segment_format(heap_t *h, segment_t *s, unsigned c, unsigned slab) {
     const sizeclass_t *cls = &sizeclass_table[c];
     uint8_t *start = segment_address(segment_index(s));
-    for (unsigned i = 1; i < cls->slab; i++) {
+    for (unsigned i = 1; i < slab; i++) {
         s[i].kind = SEGMENT_SLAB_TAIL;
         s[i].head_distance = i * sizeof(segment_t);
         s[i].heap = NULL;
@@ -223,7 +221,8 @@ static void heap_segment_format(heap_t *h, segment_t *s, unsigned c) {
     s->link_key = pool.link_key;
     s->allocs = 0;
     s->head_distance = 0;
-    s->slab_count = (uint8_t)cls->slab;
+    s->slab_count = (uint8_t)slab;
+    s->capacity = (uint32_t)(((size_t)slab << pool.segment_shift) / cls->size);
     s->kind = SEGMENT_BLOCKS;
     s->heap = h;
     alloc_set_owner(s, h->owner_tp);
@@ -261,14 +260,32 @@ static int heap_cached_evict_cold(heap_t *h, unsigned keep) {
     return 0;
 }
 
+/* Segments of h's next slab of class c: the class's full slab, or under a
+ * memory limit (pool.slabs_small) a small one first (sizeclass_t.slab_first)
+ * and each further one twice the one before, up to the full slab.  The
+ * pool commits 2 MiB regions, and RLIMIT_DATA counts what is committed: a
+ * program that allocates a few blocks of many large classes would commit a
+ * slab of 16-32 segments for each.  Without a limit the full slab is kept:
+ * blocks freed into a class's earlier slabs wait there while the current
+ * one formats more, which cost the tiny workload 3-6% of peak RSS.  A
+ * multiple of slab_first leaves no more of itself unused than it does. */
+static unsigned heap_slab_for(const heap_t *h, unsigned c) {
+    const sizeclass_t *cls = &sizeclass_table[c];
+    uint32_t held = h->class_segments[c]; /* slabs of the class in h */
+    if (!atomic_load_explicit(&pool.slabs_small, memory_order_relaxed) || held >= 8 ||
+        (cls->slab_first << held) >= cls->slab)
+        return cls->slab;
+    return cls->slab_first << held;
+}
+
 /* A fresh segment for class c: an empty one of another class reformatted,
  * else one from the global pool; NULL when the pool is exhausted. */
 static segment_t *heap_segment_new(heap_t *h, unsigned c) {
-    unsigned slab = sizeclass_table[c].slab;
+    unsigned slab = heap_slab_for(h, c);
     segment_t *s = NULL;
     if (h->cached_count) {
         for (unsigned other = 0; other < sizeclass_count && !s; other++)
-            if (h->cached[other] && sizeclass_table[other].slab == slab) {
+            if (h->cached[other] && h->cached[other]->slab_count == slab) {
                 s = heap_cached_pop(h, other);
                 heap_segment_unclass(h, s);
             }
@@ -280,7 +297,7 @@ static segment_t *heap_segment_new(heap_t *h, unsigned c) {
         if (!s) return NULL;
         h->segments_owned += slab;
     }
-    heap_segment_format(h, s, c);
+    heap_segment_format(h, s, c, slab);
     return s;
 }
 
@@ -627,7 +644,7 @@ static int heap_lists_head_hold(const segment_t *s, const block_t *b) {
 static int heap_list_holds(const segment_t *s, const block_t *b) {
     block_t *next = alloc_link_next(s, b);
     if (next && next == s->free) return 0;
-    uint32_t capacity = sizeclass_table[s->class_index].capacity;
+    uint32_t capacity = s->capacity;
     uint32_t limit = capacity;
     for (block_t *f = heap_free_head(s); f; f = heap_free_next(s, f)) {
         if (f == b) return 1;

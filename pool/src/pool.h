@@ -64,6 +64,10 @@ typedef struct pool_s {
     const char *hugepage_mode; /* effective mode name */
     char hugepage_note[POOL_NOTE_LEN]; /* why a mode degraded */
     page_kind_t page_kind;     /* the pages new regions get (degrades, never improves) */
+    /* Set once a memory limit is seen (a finite RLIMIT_DATA or RLIMIT_AS at
+     * start-up, a commit refused, glibc failing under a limit), never
+     * cleared: heaps then start each class with a small slab (heap_slab_for). */
+    _Atomic int slabs_small;
 
     /* The global segment pool (segment.c), in shards, and the regions (arena.c). */
     struct segment_shard_s *shards;
@@ -196,6 +200,8 @@ void segment_retain_poll(void);
 size_t segment_trim(void);           /* purge every wholly free region now; bytes given back */
 /* A finite RLIMIT_AS or RLIMIT_DATA is set. */
 int segment_space_limited(void);
+/* A memory limit is in force, or a commit was refused: pool.slabs_small. */
+void segment_limit_seen(void);
 /* A glibc allocation failed: under a finite RLIMIT_AS or RLIMIT_DATA, purge
  * the wholly free regions, and under RLIMIT_AS unmap every purged one (each
  * is reserved again when reused); 0 when something went back (worth a

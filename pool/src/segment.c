@@ -440,6 +440,7 @@ int segment_pool_init(void) {
     if (max > pool.region_segments) max = pool.region_segments;
     if (pool.region_max * pool.region_segments >= UINT32_MAX) max = 0;
     pool.run_cache_max = (uint32_t)max;
+    if (segment_space_limited()) segment_limit_seen();
     return 0;
 }
 
@@ -665,6 +666,7 @@ static segment_t *segment_search(segment_shard_t *home, unsigned count, unsigned
     if (r) {
         if ((s = segment_commit_adopt(home, r, count, kind)) != NULL) return s;
         *may_commit = 0; /* committing failed: the pool is exhausted for this request */
+        segment_limit_seen();
     }
     if ((s = segment_steal(home, count, kind, may_commit)) != NULL) return s;
     return segment_take_other_kind(home, count, kind);
@@ -949,8 +951,11 @@ static size_t segment_release_purged(segment_shard_t *sh, size_t want) {
 
 int segment_space_limited(void) { return os_as_limit() != UINT64_MAX || os_data_limit() != UINT64_MAX; }
 
+void segment_limit_seen(void) { atomic_store_explicit(&pool.slabs_small, 1, memory_order_relaxed); }
+
 int segment_release_space(void) {
     if (!pool_ready() || !segment_space_limited()) return -1;
+    segment_limit_seen();
     /* The wholly free regions the pool keeps committed count against both
      * limits: purged first. */
     size_t given = segment_trim();

@@ -54,6 +54,15 @@ static unsigned sizeclass_slab_for(size_t block, size_t segment, unsigned max_sl
     return best ? best : max_slab;
 }
 
+/* Segments of a heap's first slab of a class: the fewest that hold a block
+ * and leave at most 1/SIZECLASS_WASTE_DIV unused, at most slab.  The region
+ * bound does not apply: a heap has one first slab per class. */
+static unsigned sizeclass_slab_first(size_t block, size_t segment, unsigned slab) {
+    for (unsigned n = (unsigned)((block + segment - 1) / segment); n < slab; n++)
+        if ((n * segment % block) * SIZECLASS_WASTE_DIV <= n * segment) return n;
+    return slab;
+}
+
 /* Classes are SIZECLASS_STEP bytes apart up to SIZECLASS_LINEAR_MAX, then
  * SIZECLASS_PER_DOUBLING per power of two (at most 25% rounding). */
 #define SIZECLASS_STEP SEGPOOL_BLOCK_ALIGN
@@ -75,6 +84,7 @@ unsigned sizeclass_init(size_t segment_size, unsigned max_slab) {
         sizeclass_t *c = &sizeclass_table[count++];
         c->size = (uint32_t)size;
         c->slab = sizeclass_slab_for(size, segment_size, max_slab);
+        c->slab_first = sizeclass_slab_first(size, segment_size, c->slab);
         c->capacity = (uint32_t)(c->slab * segment_size / size);
         /* floor(2^64 / size) + 1: ceil(2^64 / size), or one more for a power
          * of two, so that size * div_magic mod 2^64 is never 0 (alloc.h). */

@@ -7,7 +7,10 @@
  * are served from slabs of contiguous segments holding at least 32 blocks
  * (so a class near the segment size does not need a new segment for every
  * allocation) and leaving at most 12.5% unused; small classes fit in one
- * segment.
+ * segment.  Under a memory limit a heap's first slab of a class is the
+ * smallest that leaves at most 12.5% unused (slab_first: one segment for
+ * most classes; heap_slab_for): a program that allocates a few blocks of
+ * each large class does not commit a slab of 16-32 segments for each.
  *
  * The map from size to class is one table load: sizeclass_map[(size+15)/16].
  * It covers every size up to the largest segment size, 1 MiB: sizes above
@@ -31,6 +34,7 @@ typedef struct sizeclass_s {
     uint32_t size;      /* block size */
     uint32_t capacity;  /* blocks per segment or slab */
     uint32_t slab;      /* segments per slab (1 = a single segment) */
+    uint32_t slab_first; /* segments of a heap's first slab of the class (at most slab) */
     uint16_t step_first, step_last; /* heap_t.direct[] entries of this class; first > last if none */
     uint32_t keep_max;  /* blocks of other heaps a thread may keep for reuse (heap.c, "Kept blocks") */
     uint64_t div_magic; /* see segment_t.div_magic */

@@ -161,7 +161,7 @@ typedef struct segment_s {
     /* Written by the owner on every allocation and local free. */
     block_t *free;            /* head of the free list (decoded; checked before use) */
     uint32_t used;            /* live blocks | SEGMENT_FULL | SEGMENT_CURRENT */
-    uint32_t pad1;
+    uint32_t capacity;        /* blocks the slab holds (head only; a class's first slab in a heap is smaller) */
     uint64_t allocs;          /* blocks handed out since it was formatted (statistics) */
     uintptr_t link_key;       /* its list's link key: pool.link_key for a slab, pool.kept_key for a kept list */
     struct segpool_local_s *local; /* SEGMENT_USER: the local pool it came from, or NULL */

@@ -164,11 +164,14 @@ START_TEST(commit_fails_on_a_later_region) {
     size_t seg = segpool_segment_size();
     enum { PER_REGION = 64 }; /* 2 MiB / 32 KiB */
     void *blocks[PER_REGION];
-    for (unsigned i = 0; i < PER_REGION; i++) { /* one segment each: fills region 0 */
-        blocks[i] = segpool_malloc(seg);
+    for (unsigned i = 0; i < PER_REGION; i++) { /* whole segments: fill region 0 */
+        blocks[i] = segpool_segment_request();
         ck_assert_ptr_nonnull(blocks[i]);
         fill(blocks[i], seg, i);
     }
+    segpool_stats_t before;
+    stats(&before);
+    ck_assert_uint_eq(before.regions_committed, 1);
     os_inject_failure(OS_COMMIT, 0, 3);
     assert_refused_malloc(seg);                  /* needs region 1 */
     ck_assert_ptr_null(segpool_segment_request()); /* so does a whole segment */
@@ -181,8 +184,8 @@ START_TEST(commit_fails_on_a_later_region) {
     ck_assert_ptr_nonnull(more);
     fill(more, seg, 99);
     for (unsigned i = 0; i < PER_REGION; i++) {
-        ck_assert_msg(intact(blocks[i], seg, i), "block %u corrupted", i);
-        segpool_free(blocks[i]);
+        ck_assert_msg(intact(blocks[i], seg, i), "segment %u corrupted", i);
+        segpool_segment_recycle(blocks[i]);
     }
     ck_assert(intact(more, seg, 99));
     segpool_free(more);

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "alloc.h"
 #include "expect_abort.h"
@@ -479,31 +480,26 @@ static int cmp_ptr(const void *a, const void *b) {
 
 static void free_arg(void *p) { segpool_free(p); }
 
-/* Class _i: a fresh heap's first slab of the class, filled whole, holds
- * exactly the blocks at multiples of the size; the block test accepts
- * every one of them and no other offset of the slab; a sample of
- * offsets (in the first block, in the middle, in the last segment of the
- * slab) freed in a child aborts with the invalid pointer message; and every
- * block frees. */
-START_TEST(test_block_starts_every_class) {
-    (void)segpool_segment_size();
-    if ((unsigned)_i >= sizeclass_count) return;
-    const sizeclass_t *cls = &sizeclass_table[_i];
-    size_t size = cls->size, cap = cls->capacity;
-    uintptr_t *blocks = calloc(cap, sizeof *blocks);
-    for (size_t k = 0; k < cap; k++) {
-        blocks[k] = (uintptr_t)segpool_malloc(size);
-        ck_assert(blocks[k] != 0);
-    }
+/* One slab of class c, of slab segments, filled whole by the cap blocks at
+ * blocks (sorted here): it holds exactly the blocks at multiples of the
+ * size; the block test accepts every one of them and no other offset of the
+ * slab; a sample of offsets (in the first block, in the middle, in the last
+ * segment of the slab) freed in a child aborts with the invalid pointer
+ * message. */
+static void check_slab_blocks(unsigned c, uintptr_t *blocks, size_t cap, unsigned slab) {
+    size_t size = sizeclass_table[c].size;
     qsort(blocks, cap, sizeof *blocks, cmp_ptr);
     const segment_t *s = segment_of((void *)blocks[0]);
+    ck_assert_uint_eq(s->slab_count, slab);
+    ck_assert_uint_eq(s->capacity, cap);
     ck_assert_uint_eq(s->span, cap * size); /* formatted whole */
     for (size_t k = 0; k < cap; k++) ck_assert_uint_eq(blocks[k], s->block_start + k * size);
-    size_t slab_bytes = (size_t)cls->slab * segpool_segment_size();
+    size_t slab_bytes = (size_t)slab * segpool_segment_size();
+    ck_assert_uint_le(cap * size, slab_bytes);
     for (size_t off = 0; off < slab_bytes; off++) {
         int start = off < cap * size && off % size == 0;
         if (alloc_is_block_of(s, (void *)(s->block_start + off)) != start)
-            ck_abort_msg("class %u (%zu B): offset %zu %s", _i, size, off, start ? "refused" : "accepted");
+            ck_abort_msg("class %u (%zu B): offset %zu %s", c, size, off, start ? "refused" : "accepted");
     }
     size_t samples[] = {1, SEGPOOL_BLOCK_ALIGN, size - 1, (cap / 2) * size + size / 2, slab_bytes - size + 8};
     for (size_t k = 0; k < sizeof samples / sizeof samples[0]; k++) {
@@ -511,8 +507,53 @@ START_TEST(test_block_starts_every_class) {
         if (off % size == 0 || off >= cap * size) continue;
         expect_abort(free_arg, (void *)(s->block_start + off), MSG_INSIDE_BLOCK);
     }
-    for (size_t k = 0; k < cap; k++) segpool_free((void *)blocks[k]);
+}
+
+/* Class c in a fresh heap: the slabs it is served from, filled one after
+ * the other, each checked by check_slab_blocks; every block frees.  Without
+ * a memory limit one slab of the class's full size (slab); under one
+ * (pool.slabs_small), a first slab of slab_first segments, then slabs twice
+ * the one before up to the full size. */
+static void check_slabs_of_class(unsigned c, int limited) {
+    const sizeclass_t *cls = &sizeclass_table[c];
+    size_t size = cls->size, seg = segpool_segment_size();
+    ck_assert_int_eq(atomic_load(&pool.slabs_small), limited);
+    ck_assert_uint_le(cls->slab_first, cls->slab);
+    ck_assert_uint_le(((size_t)cls->slab_first * seg % size) * 8, (size_t)cls->slab_first * seg);
+    unsigned slabs[16], count = 0;
+    size_t total = 0;
+    for (unsigned n = limited ? cls->slab_first : cls->slab;; n *= 2) {
+        slabs[count++] = n < cls->slab ? n : cls->slab;
+        total += slabs[count - 1] * seg / size;
+        if (n >= cls->slab) break;
+    }
+    uintptr_t *blocks = calloc(total, sizeof *blocks);
+    for (size_t k = 0; k < total; k++) {
+        blocks[k] = (uintptr_t)segpool_malloc(size);
+        ck_assert(blocks[k] != 0);
+    }
+    size_t at = 0;
+    for (unsigned i = 0; i < count; i++) {
+        size_t cap = slabs[i] * seg / size;
+        check_slab_blocks(c, blocks + at, cap, slabs[i]);
+        at += cap;
+    }
+    for (size_t k = 0; k < total; k++) segpool_free((void *)blocks[k]);
     free(blocks);
+}
+
+START_TEST(test_block_starts_every_class) {
+    (void)segpool_segment_size();
+    if ((unsigned)_i < sizeclass_count) check_slabs_of_class((unsigned)_i, 0);
+}
+END_TEST
+
+/* The same under RLIMIT_DATA 16 GiB, set before the pool starts. */
+START_TEST(test_block_starts_every_class_limited) {
+    struct rlimit rl = {(rlim_t)16 << 30, RLIM_INFINITY};
+    ck_assert_int_eq(setrlimit(RLIMIT_DATA, &rl), 0);
+    (void)segpool_segment_size();
+    if ((unsigned)_i < sizeclass_count) check_slabs_of_class((unsigned)_i, 1);
 }
 END_TEST
 
@@ -557,6 +598,7 @@ static Suite *alloc_suite(void) {
     tcase_add_test(errors, test_tag_data_is_no_double_free_own_thread);
     tcase_add_test(errors, test_tag_data_is_no_double_free_other_thread);
     tcase_add_loop_test(errors, test_block_starts_every_class, 0, SEGPOOL_MAX_CLASSES);
+    tcase_add_loop_test(errors, test_block_starts_every_class_limited, 0, SEGPOOL_MAX_CLASSES);
     suite_add_tcase(s, errors);
     return s;
 }
