@@ -36,6 +36,14 @@
  * costs in proportion to glibc's heap, so trimming once per fixed share of it
  * freed keeps the cost per freed byte bounded however large the heap grows.
  *
+ * Under a memory limit (a finite RLIMIT_DATA or RLIMIT_AS) glibc keeps its
+ * defaults: its brk heap counts against both limits, and with the raised
+ * thresholds the large blocks a program frees stay in it as holes that a
+ * larger block cannot use (python3 growing a dict of 200,000 entries needed
+ * 47.8 MB of RLIMIT_DATA with them, 43.0 MB without, 39.9 MB without the
+ * shim).  A limit set after the knobs were raised puts the defaults back
+ * the first time glibc fails a request (glibc_tune_limit_reached).
+ *
  * M_ARENA_MAX is left alone: with the trim so gated, limiting glibc to one or
  * two arenas changed neither trim.c nor large.c with 2 threads beyond the
  * noise, and glibc's per-thread arenas keep threads that allocate large
@@ -81,15 +89,21 @@ typedef struct glibc_tune_knob_s {
     int param;           /* mallopt's M_ name */
     const char *env;     /* glibc's environment variable */
     const char *tunable; /* its GLIBC_TUNABLES name */
-    size_t value;
+    size_t value;        /* the shim's */
+    size_t glibc_value;  /* glibc's default (its start, for the dynamic mmap threshold) */
 } glibc_tune_knob_t;
 
-static const glibc_tune_knob_t glibc_tune_knobs[] = {
-    {M_MMAP_THRESHOLD, "MALLOC_MMAP_THRESHOLD_", "glibc.malloc.mmap_threshold", ((size_t)4 << 20) * sizeof(long)},
-    {M_TRIM_THRESHOLD, "MALLOC_TRIM_THRESHOLD_", "glibc.malloc.trim_threshold", ((size_t)8 << 20) * sizeof(long)},
+#define GLIBC_TUNE_KNOBS 2
+static const glibc_tune_knob_t glibc_tune_knobs[GLIBC_TUNE_KNOBS] = {
+    {M_MMAP_THRESHOLD, "MALLOC_MMAP_THRESHOLD_", "glibc.malloc.mmap_threshold", ((size_t)4 << 20) * sizeof(long),
+     (size_t)128 << 10},
+    {M_TRIM_THRESHOLD, "MALLOC_TRIM_THRESHOLD_", "glibc.malloc.trim_threshold", ((size_t)8 << 20) * sizeof(long),
+     (size_t)128 << 10},
 };
 
 static atomic_int glibc_tune_state; /* 0: not yet, 1: done or under way */
+/* Bit i: the shim set knob i to its value (and has not put glibc's back). */
+static atomic_uint glibc_tune_raised;
 /* The bytes freed to glibc in all when it was last trimmed.  The counts
  * themselves are per thread (heap_note_fallback_bytes), so that no call
  * that reaches glibc writes a line all threads write; malloc_trim, which is
@@ -119,13 +133,22 @@ void glibc_tune_init(void) {
     if (!atomic_compare_exchange_strong_explicit(&glibc_tune_state, &expected, 1, memory_order_acq_rel,
                                                  memory_order_relaxed))
         return;
-    for (size_t i = 0; i < sizeof(glibc_tune_knobs) / sizeof(glibc_tune_knobs[0]); i++) {
+    if (segment_space_limited()) return;
+    for (unsigned i = 0; i < GLIBC_TUNE_KNOBS; i++) {
         const glibc_tune_knob_t *k = &glibc_tune_knobs[i];
-        if (!glibc_tune_user_set(k)) mallopt(k->param, (int)k->value);
+        if (!glibc_tune_user_set(k) && mallopt(k->param, (int)k->value) == 1)
+            atomic_fetch_or_explicit(&glibc_tune_raised, 1u << i, memory_order_relaxed);
     }
 }
 
 int glibc_tune_ready(void) { return atomic_load_explicit(&glibc_tune_state, memory_order_relaxed) != 0; }
+
+int glibc_tune_limit_reached(void) {
+    unsigned raised = atomic_exchange_explicit(&glibc_tune_raised, 0, memory_order_relaxed);
+    for (unsigned i = 0; i < GLIBC_TUNE_KNOBS; i++)
+        if (raised & (1u << i)) mallopt(glibc_tune_knobs[i].param, (int)glibc_tune_knobs[i].glibc_value);
+    return raised != 0;
+}
 
 void glibc_tune_note_freed(size_t bytes) { heap_note_fallback_bytes(0, bytes); }
 

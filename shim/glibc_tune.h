@@ -9,9 +9,15 @@
 #include <stddef.h>
 
 /* Once, before the shim's first request to glibc: mallopt for each knob the
- * user did not set in glibc's environment.  Later calls return at once. */
+ * user did not set in glibc's environment, unless a finite RLIMIT_DATA or
+ * RLIMIT_AS is in force.  Later calls return at once. */
 void glibc_tune_init(void);
 int glibc_tune_ready(void);
+
+/* glibc failed a request under a memory limit: the knobs the shim raised go
+ * back to glibc's default values.  Nonzero when they did (a retry may
+ * succeed: large blocks are mmapped and given back whole again). */
+int glibc_tune_limit_reached(void);
 
 /* bytes were given back to glibc (a free, a realloc that moved or shrank). */
 void glibc_tune_note_freed(size_t bytes);
