@@ -31,8 +31,9 @@ static segpool_fallback_t fallback_reason(size_t size) {
  * reserve, and the regions the pool used and gave back (still reserved),
  * may be what is in the way; under RLIMIT_AS or RLIMIT_DATA, the free
  * memory the pool keeps (this thread's cached segments, the wholly free
- * regions it retains) and glibc's raised thresholds (glibc_tune.c).  When some went back, a retry is worth it (nonzero).
- * errno stays glibc's ENOMEM. */
+ * regions it retains) and glibc's raised thresholds (glibc_tune.c).  When
+ * some went back, a retry is worth it (nonzero).  errno stays glibc's
+ * ENOMEM. */
 static int fallback_make_room(size_t want) {
     int tail = arena_give_back(want) == 0;
     if (!pool_ready() || !segment_space_limited()) return tail;
