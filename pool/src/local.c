@@ -235,5 +235,5 @@ SEGPOOL_API void segpool_local_destroy(segpool_local_t *lp) {
     lock_release(&lp->lock);
     pthread_mutex_destroy(&lp->lock);
     pthread_cond_destroy(&lp->cond);
-    os_release(lp, sizeof *lp);
+    os_free_meta(lp, sizeof *lp);
 }

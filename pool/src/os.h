@@ -48,16 +48,20 @@ int os_purge(void *addr, size_t size);
 /* Write to every page so it is resident now. */
 void os_touch(void *addr, size_t size);
 
-/* Zeroed, writable, uncharged memory for metadata; NULL on failure. */
+/* Zeroed, writable, uncharged memory for metadata, page aligned, with an
+ * inaccessible guard page on each side; NULL on failure. */
 void *os_alloc_meta(size_t size);
 /* Zeroed metadata mapped read-only, so that RLIMIT_DATA does not count it
- * until os_commit_meta makes a part of it writable; NULL on failure. */
+ * until os_commit_meta makes a part of it writable, guarded the same way;
+ * NULL on failure. */
 void *os_reserve_meta(size_t size);
+/* Unmap metadata from os_alloc_meta(size), its guards with it. */
+void os_free_meta(void *addr, size_t size);
 /* Make the pages holding [addr, addr + size) of such metadata writable: 0,
  * or -1 (RLIMIT_DATA reached).  Pages already writable stay as they are. */
 int os_commit_meta(void *addr, size_t size);
 /* Unmap the whole pages of such metadata within [addr, addr + size), which
- * must end where its mapping does. */
+ * must end where the metadata does (the guard page after it stays). */
 void os_release_meta(void *addr, size_t size);
 
 /* Facts about the machine. */

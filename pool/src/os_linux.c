@@ -139,12 +139,28 @@ void os_touch(void *addr, size_t size) {
     errno = saved;
 }
 
+/* Metadata between two guard pages.  The kernel places mappings next to
+ * each other, so without them a block glibc mmapped for the program (or any
+ * mapping of its own) could end where a heap's or the side tables' pages
+ * begin, and a linear overflow past its end would rewrite the pointers the
+ * next malloc follows.  With them it faults at the first byte past the end
+ * (and before the start, for an underflow).  The guards are PROT_NONE:
+ * address space only, charged to neither RLIMIT_DATA nor memory. */
+static size_t os_meta_span(size_t size) {
+    size_t page = os_page_size();
+    return ((size + page - 1) & ~(page - 1)) + 2 * page;
+}
+
 static void *os_map_meta(size_t size, int prot) {
     int saved = errno;
     void *p = NULL;
-    if (!os_injected(OS_META)) {
-        p = mmap(NULL, size, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-        if (p == MAP_FAILED) p = NULL;
+    size_t page = os_page_size(), span = os_meta_span(size);
+    if (!os_injected(OS_META) && span > size) {
+        uint8_t *g = mmap(NULL, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (g != MAP_FAILED) {
+            if (mprotect(g + page, span - 2 * page, prot) == 0) p = g + page;
+            else munmap(g, span);
+        }
     }
     errno = saved;
     return p;
@@ -153,6 +169,10 @@ static void *os_map_meta(size_t size, int prot) {
 void *os_alloc_meta(size_t size) { return os_map_meta(size, PROT_READ | PROT_WRITE); }
 
 void *os_reserve_meta(size_t size) { return os_map_meta(size, PROT_READ); }
+
+void os_free_meta(void *addr, size_t size) {
+    if (addr) os_release((uint8_t *)addr - os_page_size(), os_meta_span(size));
+}
 
 int os_commit_meta(void *addr, size_t size) {
     uintptr_t page = os_page_size(), start = (uintptr_t)addr & ~(page - 1);

@@ -718,6 +718,62 @@ START_TEST(test_handler_taking_a_held_lock_aborts) {
 }
 END_TEST
 
+/* The permissions ("rw-p", "---p"...) of the mapping holding addr, from
+ * /proc/self/maps; "" when none does. */
+static void maps_perms_at(uintptr_t addr, char perms[5]) {
+    perms[0] = '\0';
+    FILE *f = fopen("/proc/self/maps", "r");
+    ck_assert_ptr_nonnull(f);
+    char line[512];
+    while (fgets(line, sizeof line, f)) {
+        unsigned long lo, hi;
+        char p[5];
+        if (sscanf(line, "%lx-%lx %4s", &lo, &hi, p) == 3 && addr >= lo && addr < hi) {
+            memcpy(perms, p, 5);
+            break;
+        }
+    }
+    fclose(f);
+}
+
+/* [start, start + size) of metadata has an inaccessible page just before
+ * it and just after its last page. */
+static void assert_guarded(const char *what, const void *start, size_t size) {
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t lo = (uintptr_t)start, hi = (lo + size + page - 1) & ~(page - 1);
+    char before[5], after[5], inside[5];
+    maps_perms_at(lo - 1, before);
+    maps_perms_at(hi, after);
+    maps_perms_at(lo, inside);
+    ck_assert_msg(strcmp(before, "---p") == 0 && strcmp(after, "---p") == 0,
+                  "%s (%s): the page before is \"%s\", the page after \"%s\", not guards", what, inside, before,
+                  after);
+}
+
+/* Every metadata mapping sits between guard pages, so that an overflow from
+ * a neighbouring mapping (a block glibc mmapped, a thread's stack) faults
+ * rather than rewrite the pointers malloc follows: the side tables, the
+ * regions and shards, a chunk of heaps and a local pool. */
+START_TEST(test_metadata_between_guard_pages) {
+    env("32K", "64M");
+    void *p = segpool_malloc(64); /* the pool, and this thread's heap: the first of its chunk */
+    ck_assert_ptr_nonnull(p);
+    assert_guarded("pool.segments", pool.segments, pool.capacity * sizeof(segment_t));
+    assert_guarded("pool.links", pool.links, pool.capacity * sizeof(segment_link_t));
+    assert_guarded("pool.regions", pool.regions, pool.region_count * sizeof(region_t));
+    assert_guarded("pool.shards", pool.shards, pool.shard_count * sizeof(segment_shard_t));
+    char before[5];
+    maps_perms_at((uintptr_t)tls_heap - 1, before);
+    ck_assert_msg(strcmp(before, "---p") == 0, "the heap chunk: the page before is \"%s\"", before);
+    segpool_local_t *lp = segpool_local_create(0, 4);
+    ck_assert_ptr_nonnull(lp);
+    maps_perms_at((uintptr_t)lp - 1, before);
+    ck_assert_msg(strcmp(before, "---p") == 0, "a local pool: the page before is \"%s\"", before);
+    segpool_local_destroy(lp);
+    segpool_free(p);
+}
+END_TEST
+
 static Suite *pool_suite(void) {
     Suite *s = suite_create("pool");
     TCase *core = tcase_create("core");
@@ -731,6 +787,7 @@ static Suite *pool_suite(void) {
     tcase_add_test(core, test_local_waiter_woken_by_recycle);
     tcase_add_test(core, test_local_destroy_returns_everything);
     tcase_add_test(core, test_fork_during_setup);
+    tcase_add_test(core, test_metadata_between_guard_pages);
     suite_add_tcase(s, core);
 
     TCase *limits = tcase_create("limits");
