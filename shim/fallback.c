@@ -105,8 +105,8 @@ void *fallback_calloc(size_t count, size_t size) {
     }
     if (!pool_ready()) pool_init();
     if (bytes <= pool_small_max()) {
-        void *p = alloc_small(bytes);
-        if (p) return memset(p, 0, bytes);
+        void *p = alloc_small_zeroed(bytes);
+        if (p) return p;
     }
     heap_note_fallback(fallback_reason(bytes), bytes);
     fallback_glibc_first();

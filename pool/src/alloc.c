@@ -34,9 +34,10 @@ SEGPOOL_API void *segpool_malloc(size_t size) {
 SEGPOOL_API void *segpool_calloc(size_t count, size_t size) {
     size_t bytes;
     if (__builtin_mul_overflow(count, size, &bytes)) return NULL;
-    void *p = segpool_malloc(bytes);
-    if (p) memset(p, 0, bytes);
-    return p;
+    if (unlikely(bytes > pool_small_max())) {
+        if (pool_ready() || pool_init() != 0 || bytes > pool_small_max()) return NULL;
+    }
+    return alloc_small_zeroed(bytes);
 }
 
 SEGPOOL_API void *segpool_aligned_alloc(size_t alignment, size_t size) {

@@ -165,6 +165,9 @@ SEGPOOL_INLINE void *alloc_class(heap_t *h, unsigned c) {
 /* A block of at least size bytes; size <= pool_small_max(). */
 SEGPOOL_INLINE void *alloc_small(size_t size) { return alloc_class(tls_heap, sizeclass_of(size)); }
 
+/* The same, zeroed (calloc): heap.c clears only what may not be zero. */
+SEGPOOL_INLINE void *alloc_small_zeroed(size_t size) { return heap_alloc_zeroed(tls_heap, sizeclass_of(size), size); }
+
 /* --s->used, and whether it became <= 0 as a signed number.  On x86-64 one
  * read-modify-write and a flag, where compilers otherwise load, subtract,
  * store and test. */

@@ -172,8 +172,11 @@ static void heap_segment_unclass(heap_t *h, segment_t *s) {
 static size_t heap_segment_whole(const segment_t *s) { return (size_t)s->capacity * s->block_size; }
 
 /* s's formatted part becomes span bytes: span, and block_limit with it
- * (alloc_is_block_of), both read by remote frees. */
+ * (alloc_is_block_of), both read by remote frees.  A part dropped (span
+ * made smaller) held the program's data: what lies past span is no longer
+ * known to be zero (zero_tail). */
 static void heap_segment_set_span(segment_t *s, uintptr_t span) {
+    if (span < s->span) s->zero_tail = 0;
     __atomic_store_n(&s->span, span, __ATOMIC_RELAXED);
     __atomic_store_n(&s->block_limit, span ? span / s->block_size * sizeclass_table[s->class_index].div_step : 0,
                      __ATOMIC_RELAXED);
@@ -205,6 +208,11 @@ static int heap_segment_extend(segment_t *s) {
 static void heap_segment_format(heap_t *h, segment_t *s, unsigned c, unsigned slab) {
     const sizeclass_t *cls = &sizeclass_table[c];
     uint8_t *start = segment_address(segment_index(s));
+    uint8_t dirty = 0;
+    for (unsigned i = 0; i < slab; i++) {
+        dirty |= s[i].dirty;
+        s[i].dirty = 1;
+    }
     for (unsigned i = 1; i < slab; i++) {
         s[i].kind = SEGMENT_SLAB_TAIL;
         s[i].head_distance = i * sizeof(segment_t);
@@ -216,6 +224,7 @@ static void heap_segment_format(heap_t *h, segment_t *s, unsigned c, unsigned sl
     s->block_size = cls->size;
     s->class_index = (uint8_t)c;
     heap_segment_set_span(s, 0);
+    s->zero_tail = !dirty;
     s->used = 0;
     s->div_magic = cls->div_magic;
     s->link_key = pool.link_key;
@@ -1001,6 +1010,48 @@ void *heap_alloc_slow(heap_t *h, unsigned c) {
     while (heap_free_head(s) == NULL && !heap_remote_refill(h, s) && !heap_segment_extend(s))
         if ((s = heap_next_segment(h, c)) == NULL) return NULL;
     return alloc_take(s);
+}
+
+/* ---- Zeroed blocks (calloc) -------------------------------------------------------------- */
+
+/* calloc clears only what may not be zero.  A slab formatted from segments
+ * that nothing used since their region was committed (none dirty: a fresh
+ * region, or one given back, whose pages the kernel zeroes) has zero_tail
+ * set: every byte past its formatted part is zero.  So when the current
+ * segment of the class has no free block (and no remote frees to take), a
+ * zeroed block is carved from there: the formatted part grows by one block,
+ * which is handed out without its header written, and calloc neither writes
+ * nor touches a page of it (glibc's calloc skips a fresh top chunk the same
+ * way).  The first block handed out of such a slab since it was formatted
+ * (allocs 1) is zero too: only its header was written (free list link and
+ * tag), and handing it out cleared both; not a block of another thread's
+ * slab (a kept block, which the program had).  Anything else is cleared.  A large
+ * calloc'ed buffer that the program fills only in part so stays out of the
+ * resident set, as it does under glibc and the other allocators. */
+
+/* One more block of s's slab, past its formatted part, handed out as is;
+ * NULL when the slab is formatted whole. */
+static block_t *heap_segment_carve(segment_t *s) {
+    uintptr_t span = s->span;
+    if (span + s->block_size > heap_segment_whole(s)) return NULL;
+    heap_segment_set_span(s, span + s->block_size);
+    s->used++;
+    s->allocs++;
+    return (block_t *)(s->block_start + span);
+}
+
+void *heap_alloc_zeroed(heap_t *h, unsigned c, size_t bytes) {
+    segment_t *s = h->serving[c];
+    if (s->zero_tail && s == h->current[c] && s->free == NULL && !heap_remote_refill(h, s)) {
+        block_t *b = heap_segment_carve(s);
+        if (b) return b;
+    }
+    void *p = alloc_class(h, c);
+    if (p == NULL) return NULL;
+    /* A block of another thread's slab (a kept one) was the program's. */
+    const segment_t *from = segment_of(p);
+    if (!(alloc_owner(from) == alloc_thread_id() && from->zero_tail && from->allocs == 1)) memset(p, 0, bytes);
+    return p;
 }
 
 /* ---- Heaps: creation, adoption, thread exit -------------------------------------------- */

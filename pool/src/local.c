@@ -38,6 +38,7 @@ static void *local_take_global(segpool_local_t *owner) {
     segment_t *s = segment_request(1, 1); /* whole segments, used densely: huge pages pay */
     if (!s) return NULL;
     s->kind = SEGMENT_USER;
+    s->dirty = 1;
     s->local = owner;
     __atomic_add_fetch(&pool.segments_user, 1, __ATOMIC_RELAXED);
     return segment_address(segment_index(s));

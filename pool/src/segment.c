@@ -355,6 +355,9 @@ static int segment_purge_locked(segment_shard_t *sh, region_t *r) {
         r->state = REGION_COMMITTED;
         segment_region_insert_locked(sh, r); /* with a new timestamp */
     } else {
+        /* Its pages come back zero: calloc need not clear them (heap.c). */
+        segment_t *first = &pool.segments[(size_t)(r - pool.regions) * pool.region_segments];
+        for (size_t i = 0; i < pool.region_segments; i++) first[i].dirty = 0;
         r->state = REGION_PURGED;
         r->freed_at_ms = os_now_ms(); /* on the purged stack: when it went back (segment_retain_raise) */
         segment_committed_add(-1);

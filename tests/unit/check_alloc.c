@@ -12,7 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include "alloc.h"
 #include "expect_abort.h"
@@ -117,6 +119,95 @@ START_TEST(test_calloc_zeroes_and_checks_overflow) {
         segpool_free(p);
     }
     ck_assert_ptr_null(segpool_calloc(SIZE_MAX / 2, 3));
+}
+END_TEST
+
+/* Pages of [p, p + n) that are resident. */
+static size_t resident_pages(const void *p, size_t n) {
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    uintptr_t start = (uintptr_t)p & ~(page - 1), end = ((uintptr_t)p + n + page - 1) & ~(page - 1);
+    size_t count = (end - start) / page, resident = 0;
+    unsigned char *vec = malloc(count);
+    ck_assert_int_eq(mincore((void *)start, end - start, vec), 0);
+    for (size_t i = 0; i < count; i++) resident += vec[i] & 1;
+    free(vec);
+    return resident;
+}
+
+/* calloc of memory that nothing used since the kernel gave it (a fresh pool)
+ * writes none of it: a buffer the program fills only in part stays out of
+ * the resident set, as under glibc.  At most the header page of the slab's
+ * first block is touched (when it was formatted). */
+START_TEST(test_calloc_of_fresh_memory_leaves_it_untouched) {
+    setenv("SEGSHIM_HUGEPAGES", "off", 1); /* a huge page would be resident whole */
+    enum { N = 24, SIZE = 16384 };
+    unsigned char *b[N];
+    size_t resident = 0;
+    for (int i = 0; i < N; i++) {
+        b[i] = segpool_calloc(1, SIZE);
+        ck_assert_ptr_nonnull(b[i]);
+        resident += resident_pages(b[i], SIZE);
+    }
+    ck_assert_msg(resident <= 1, "%zu pages of %d fresh calloc'ed blocks of %d bytes are resident", resident, N, SIZE);
+    for (int i = 0; i < N; i++)
+        for (size_t k = 0; k < SIZE; k++) ck_assert_int_eq(b[i][k], 0);
+    for (int i = 0; i < N; i++) segpool_free(b[i]);
+}
+END_TEST
+
+/* calloc clears memory the program wrote: blocks of two classes filled and
+ * freed, their slabs back in the pool (no thread cache), then calloc'ed
+ * over the same segments, as the same class and as another. */
+START_TEST(test_calloc_clears_memory_the_program_wrote) {
+    setenv("SEGSHIM_TCACHE", "0", 1); /* an empty slab goes back to the pool at once */
+    enum { N = 200 };
+    static const size_t sizes[] = {20480, 12288, 20480, 1024};
+    unsigned char *b[N];
+    uintptr_t lo = UINTPTR_MAX, hi = 0;
+    for (int i = 0; i < N; i++) {
+        b[i] = segpool_malloc(sizes[i % 2]);
+        ck_assert_ptr_nonnull(b[i]);
+        memset(b[i], 0xa5, sizes[i % 2]);
+        if ((uintptr_t)b[i] < lo) lo = (uintptr_t)b[i];
+        if ((uintptr_t)b[i] + sizes[i % 2] > hi) hi = (uintptr_t)b[i] + sizes[i % 2];
+    }
+    for (int i = 0; i < N; i++) segpool_free(b[i]);
+    int reused = 0;
+    for (int i = 0; i < N; i++) {
+        size_t size = sizes[2 + i % 2];
+        b[i] = segpool_calloc(1, size);
+        ck_assert_ptr_nonnull(b[i]);
+        reused |= (uintptr_t)b[i] >= lo && (uintptr_t)b[i] < hi;
+        for (size_t k = 0; k < size; k++) ck_assert_msg(b[i][k] == 0, "calloc'ed block %d: byte %zu is %#x", i, k, b[i][k]);
+        memset(b[i], 0x5a, size);
+    }
+    ck_assert_msg(reused, "no calloc'ed block reused the freed memory: the test tests nothing");
+    for (int i = 0; i < N; i++) segpool_free(b[i]);
+}
+END_TEST
+
+static void *first_block_written(void *arg) {
+    unsigned char **out = arg;
+    *out = segpool_malloc(4096); /* the first block of a fresh slab */
+    memset(*out, 0xa5, 4096);
+    return NULL;
+}
+
+/* A block another thread's slab handed out first, which this thread freed
+ * and keeps (kept list): calloc gets it back, cleared. */
+START_TEST(test_calloc_clears_a_kept_block) {
+    void *own = segpool_malloc(64); /* this thread has a heap, so it keeps what it frees */
+    unsigned char *given = NULL;
+    pthread_t t;
+    pthread_create(&t, NULL, first_block_written, &given);
+    pthread_join(t, NULL);
+    ck_assert_ptr_nonnull(given);
+    segpool_free(given);
+    unsigned char *p = segpool_calloc(1, 4096);
+    ck_assert_ptr_eq(p, given); /* kept, and handed out again first */
+    for (size_t k = 0; k < 4096; k++) ck_assert_msg(p[k] == 0, "byte %zu of the kept block is %#x", k, p[k]);
+    segpool_free(p);
+    segpool_free(own);
 }
 END_TEST
 
@@ -604,6 +695,9 @@ static Suite *alloc_suite(void) {
     tcase_add_test(core, test_one_segment_request_takes_a_segment);
     tcase_add_test(core, test_zero_size_is_unique);
     tcase_add_test(core, test_calloc_zeroes_and_checks_overflow);
+    tcase_add_test(core, test_calloc_of_fresh_memory_leaves_it_untouched);
+    tcase_add_test(core, test_calloc_clears_memory_the_program_wrote);
+    tcase_add_test(core, test_calloc_clears_a_kept_block);
     tcase_add_test(core, test_aligned_every_power_of_two);
     tcase_add_test(core, test_realloc_keeps_data);
     tcase_add_test(core, test_remote_frees_are_reused);
