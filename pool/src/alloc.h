@@ -46,6 +46,8 @@
 #ifndef SEGPOOL_ALLOC_H
 #define SEGPOOL_ALLOC_H
 
+#include <string.h>
+
 #include "pool.h"
 #include "sizeclass.h"
 
@@ -165,8 +167,16 @@ SEGPOOL_INLINE void *alloc_class(heap_t *h, unsigned c) {
 /* A block of at least size bytes; size <= pool_small_max(). */
 SEGPOOL_INLINE void *alloc_small(size_t size) { return alloc_class(tls_heap, sizeclass_of(size)); }
 
-/* The same, zeroed (calloc): heap.c clears only what may not be zero. */
-SEGPOOL_INLINE void *alloc_small_zeroed(size_t size) { return heap_alloc_zeroed(tls_heap, sizeclass_of(size), size); }
+/* The same, zeroed (calloc).  A block popped here was free before, so it is
+ * cleared; when the list is empty, heap_alloc_zeroed takes one that is zero
+ * already if it can (heap.c, "Zeroed blocks"). */
+SEGPOOL_INLINE void *alloc_small_zeroed(size_t size) {
+    heap_t *h = tls_heap;
+    unsigned c = sizeclass_of(size);
+    void *p = alloc_pop(h, c);
+    if (likely(p != NULL)) return memset(p, 0, size);
+    return heap_alloc_zeroed(h, c, size);
+}
 
 /* --s->used, and whether it became <= 0 as a signed number.  On x86-64 one
  * read-modify-write and a flag, where compilers otherwise load, subtract,

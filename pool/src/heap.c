@@ -1040,13 +1040,14 @@ static block_t *heap_segment_carve(segment_t *s) {
     return (block_t *)(s->block_start + span);
 }
 
+/* calloc once alloc_pop(h, c) found no block (alloc_small_zeroed). */
 void *heap_alloc_zeroed(heap_t *h, unsigned c, size_t bytes) {
     segment_t *s = h->serving[c];
     if (s->zero_tail && s == h->current[c] && s->free == NULL && !heap_remote_refill(h, s)) {
         block_t *b = heap_segment_carve(s);
         if (b) return b;
     }
-    void *p = alloc_class(h, c);
+    void *p = heap_alloc_slow(h, c);
     if (p == NULL) return NULL;
     /* A block of another thread's slab (a kept one) was the program's. */
     const segment_t *from = segment_of(p);

@@ -249,8 +249,8 @@ LIST_DEFINE(segment_list, segment_t, SEGMENT_LINK_NEXT, SEGMENT_LINK_PREV)
  * head that can pop still is popped. */
 void *heap_alloc_slow(heap_t *h, unsigned cls);
 void heap_free_slow(segment_t *s);
-/* A zeroed block of class cls, bytes of it requested (calloc); NULL when
- * the pool cannot serve it. */
+/* A zeroed block of class cls, bytes of it requested (calloc), usually once
+ * alloc_pop(h, cls) returned NULL; NULL when the pool cannot serve it. */
 void *heap_alloc_zeroed(heap_t *h, unsigned cls, size_t bytes);
 void heap_free_remote(block_t *b, segment_t *s);
 void heap_free_suspect(block_t *b, segment_t *s);
