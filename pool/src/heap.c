@@ -1024,10 +1024,10 @@ void *heap_alloc_slow(heap_t *h, unsigned c) {
  * nor touches a page of it (glibc's calloc skips a fresh top chunk the same
  * way).  The first block handed out of such a slab since it was formatted
  * (allocs 1) is zero too: only its header was written (free list link and
- * tag), and handing it out cleared both; not a block of another thread's
- * slab (a kept block, which the program had).  Anything else is cleared.  A large
- * calloc'ed buffer that the program fills only in part so stays out of the
- * resident set, as it does under glibc and the other allocators. */
+ * tag), and handing it out cleared both.  That count says nothing of a
+ * block of another thread's slab (a kept one, which the program had).
+ * Anything else is cleared.  A large calloc'ed buffer that the program fills
+ * only in part so stays out of the resident set. */
 
 /* One more block of s's slab, past its formatted part, handed out as is;
  * NULL when the slab is formatted whole. */

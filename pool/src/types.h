@@ -165,12 +165,11 @@ typedef struct segment_s {
     uint64_t allocs;          /* blocks handed out since it was formatted (statistics) */
     uintptr_t link_key;       /* its list's link key: pool.link_key for a slab, pool.kept_key for a kept list */
     struct segpool_local_s *local; /* SEGMENT_USER: the local pool it came from, or NULL */
-    /* Calloc's knowledge of zeros (heap.c, "Zeroed blocks").  dirty: the
-     * segment's bytes may not be zero, because it served blocks or was handed
-     * out whole since its region was last committed (set then, cleared when
-     * the region is given back; every entry).  zero_tail: none of the slab's
-     * segments was dirty when it was formatted, so every byte past its
-     * formatted part is zero (head only). */
+    /* What calloc knows to be zero (heap.c, "Zeroed blocks").  dirty (every
+     * entry): the segment's bytes may not be zero; set when it is formatted
+     * for blocks or handed out whole, cleared when its region is given back.
+     * zero_tail (a slab's head): none of the slab's segments was dirty when
+     * it was formatted, so every byte past its formatted part is zero. */
     uint8_t dirty;
     uint8_t zero_tail;
     uint8_t pad2[22];
